@@ -1,0 +1,94 @@
+"""nox sessions: serial, parallel, randomized and coverage runs, lint and typecheck.
+
+Every test session runs under `coverage run` so that `nox -s coverage` can combine
+them all; the logic of each run lives in the `testfleet` command, not here.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+# Deterministic order in the serial and parallel sessions: order is `randomized`'s business.
+FIXED_ORDER = ("-p", "no:randomly")
+
+
+def install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session(python=PYTHON, default=False)
+def tests(session: nox.Session) -> None:
+    """Run the suite serially, in a fixed order, without xdist; timing in $TESTFLEET_REPORT."""
+    install(session)
+    session.run(
+        "coverage",
+        "run",
+        "-m",
+        "testfleet",
+        "run",
+        "--workers",
+        "1",
+        "--",
+        *FIXED_ORDER,
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def tests_parallel(session: nox.Session) -> None:
+    """Run the suite on $PYTEST_WORKERS workers (default auto), then `serial` tests alone."""
+    install(session)
+    session.run(
+        "coverage",
+        "run",
+        "-m",
+        "testfleet",
+        "run",
+        "--",
+        *FIXED_ORDER,
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def randomized(session: nox.Session) -> None:
+    """Run the suite in random order with $TESTFLEET_SEEDS seeds (default 3); -- --seeds N."""
+    install(session)
+    session.run("coverage", "run", "-m", "testfleet", "randomized", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def coverage(session: nox.Session) -> None:
+    """Combine the coverage data of the test sessions; terminal, HTML and XML reports."""
+    session.install("coverage[toml]>=7.10")
+    session.run("coverage", "combine")
+    session.run("coverage", "html")
+    session.run("coverage", "xml")
+    session.run("coverage", "report")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style and common bugs with ruff."""
+    session.install("ruff>=0.6")
+    session.run(
+        "ruff", "check", "src", "tests", "benchmarks", "noxfile.py", "tasks.py", *session.posargs
+    )
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py", "tasks.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Type-check src/ with mypy in strict mode."""
+    session.install("-e", ".[test]", "mypy>=1.11")
+    session.run("mypy", *session.posargs)
+
+
+if __name__ == "__main__":
+    nox.main()

@@ -1,0 +1,421 @@
+"""Read, merge, compare and render timing reports."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testfleet.timing import OUTCOMES, PHASES, SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, summarize
+
+FORMATS = ("text", "markdown", "json")
+
+
+class ReportError(Exception):
+    """A report that cannot be used; the message says which file and why."""
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read and check a timing report, or raise :class:`ReportError` saying what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot be read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    return validate(data, str(path))
+
+
+def validate(data: Any, source: str) -> dict[str, Any]:
+    """Check the shape of a report that was parsed from ``source``."""
+    if not isinstance(data, dict):
+        raise ReportError(f"{source}: not a testfleet timing report (top level is not an object)")
+    schema = data.get("schema")
+    if not isinstance(schema, str) or not schema.startswith(SCHEMA_NAME + "/"):
+        raise ReportError(
+            f"{source}: not a testfleet timing report (schema is {schema!r}, expected {SCHEMA!r})"
+        )
+    try:
+        version = int(schema.split("/", 1)[1])
+    except ValueError:
+        raise ReportError(f"{source}: unknown schema {schema!r}") from None
+    if version > SCHEMA_VERSION:
+        raise ReportError(
+            f"{source}: written by a newer testfleet (schema {schema}); this testfleet reads "
+            f"up to {SCHEMA}: upgrade testfleet, or record a new report with this one"
+        )
+    if version < 1:
+        raise ReportError(f"{source}: unknown schema {schema!r}")
+    run = data.get("run")
+    tests = data.get("tests")
+    if not isinstance(run, dict):
+        raise ReportError(f"{source}: 'run' is missing or not an object")
+    if not isinstance(tests, list):
+        raise ReportError(f"{source}: 'tests' is missing or not a list")
+    for key in ("wall_seconds", "workers"):
+        if not isinstance(run.get(key), int | float) or isinstance(run.get(key), bool):
+            raise ReportError(f"{source}: run.{key} is missing or not a number")
+    for index, test in enumerate(tests):
+        _check_test(test, f"{source}: tests[{index}]")
+    return data
+
+
+def _check_test(test: Any, where: str) -> None:
+    if not isinstance(test, dict):
+        raise ReportError(f"{where} is not an object")
+    if not isinstance(test.get("nodeid"), str):
+        raise ReportError(f"{where}: 'nodeid' is missing or not a string")
+    if test.get("outcome") not in OUTCOMES:
+        raise ReportError(
+            f"{where} ({test['nodeid']}): outcome {test.get('outcome')!r} is not one of "
+            f"{', '.join(OUTCOMES)}"
+        )
+    numbers: list[Any] = [test.get("duration"), test.get("start"), test.get("stop")]
+    durations = test.get("durations")
+    if not isinstance(durations, dict):
+        raise ReportError(f"{where} ({test['nodeid']}): 'durations' is missing or not an object")
+    numbers += [durations.get(phase) for phase in PHASES]
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+        raise ReportError(f"{where} ({test['nodeid']}): a duration or time is not a number")
+    if not isinstance(test.get("worker"), str):
+        raise ReportError(f"{where} ({test['nodeid']}): 'worker' is missing or not a string")
+
+
+def merge(reports: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """Join the reports of consecutive phases of one run (parallel, then serial) into one.
+
+    The phases must hold different tests; the merged run's wall time is the sum of theirs.
+    """
+    if not reports:
+        raise ReportError("nothing to merge: give at least one report")
+    seen: dict[str, str] = {}
+    tests: list[dict[str, Any]] = []
+    for report, name in zip(reports, names, strict=True):
+        for test in report["tests"]:
+            key = f"{test['nodeid']}#{test.get('attempt', 1)}"
+            if key in seen:
+                raise ReportError(
+                    f"{test['nodeid']} is in both {seen[key]} and {name}: merge joins phases "
+                    "that ran different tests"
+                )
+            seen[key] = name
+            tests.append(dict(test))
+    tests.sort(key=lambda t: (t["nodeid"], t.get("attempt", 1)))
+    runs = [dict(report["run"]) for report in reports]
+    first = runs[0]
+    busiest = max(runs, key=lambda r: r["workers"])
+    run = dict(first)
+    run.update(
+        mode=busiest.get("mode", first.get("mode")),
+        workers=busiest["workers"],
+        dist=busiest.get("dist", "no"),
+        start=min(r.get("start", 0.0) for r in runs),
+        end=max(r.get("end", 0.0) for r in runs),
+        wall_seconds=round(sum(float(r["wall_seconds"]) for r in runs), 6),
+        exit_status=combine_exit_statuses([int(r.get("exit_status", 0)) for r in runs]),
+        phases=runs,
+    )
+    return {"schema": SCHEMA, "run": run, "tests": tests, "summary": summarize(tests)}
+
+
+def combine_exit_statuses(statuses: Sequence[int]) -> int:
+    """One pytest exit status for consecutive phases of a run.
+
+    A phase that collected nothing (5) does not spoil the others; any other non-zero
+    status wins, failed tests (1) before the rest.
+    """
+    significant = [s for s in statuses if s != 5]
+    if not significant:
+        return 5 if statuses else 0
+    if 1 in significant:
+        return 1
+    return max(significant)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a test counts as slower than in the baseline: both limits must be passed."""
+
+    ratio: float = 1.5
+    seconds: float = 0.1
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def analyze(
+    report: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None = None,
+    top: int = 10,
+    thresholds: Thresholds = Thresholds(),
+) -> dict[str, Any]:
+    """Everything ``testfleet report`` shows, as plain data."""
+    run = report["run"]
+    tests = report["tests"]
+    wall = float(run["wall_seconds"])
+    workers = int(run["workers"]) or 1
+    total = sum(float(t["duration"]) for t in tests)
+    per_marker: dict[str, list[float]] = defaultdict(list)
+    per_file: dict[str, list[float]] = defaultdict(list)
+    per_worker: dict[str, list[float]] = defaultdict(list)
+    for test in tests:
+        duration = float(test["duration"])
+        for marker in test.get("markers", []) or ["(none)"]:
+            per_marker[marker].append(duration)
+        per_file[_file_of(test["nodeid"])].append(duration)
+        per_worker[test["worker"]].append(duration)
+    slowest = sorted(tests, key=lambda t: float(t["duration"]), reverse=True)[: max(top, 0)]
+    result: dict[str, Any] = {
+        "run": {
+            key: run.get(key)
+            for key in ("id", "mode", "workers", "dist", "seed", "git_commit", "wall_seconds")
+        },
+        "outcomes": summarize(tests)["outcomes"],
+        "tests": len(tests),
+        "duration_sum": round(total, 6),
+        # Sum of test time over wall time: how many tests ran at once, on average.
+        "concurrency": round(total / wall, 3) if wall > 0 else None,
+        "parallel_efficiency": round(total / (wall * workers), 3) if wall > 0 else None,
+        "slowest": [_brief(t) for t in slowest],
+        "markers": _totals(per_marker),
+        "files": _totals(per_file),
+        "workers": [
+            {
+                "worker": name,
+                "tests": len(durations),
+                "busy_seconds": round(sum(durations), 6),
+                "utilisation": round(sum(durations) / wall, 3) if wall > 0 else None,
+            }
+            for name, durations in sorted(per_worker.items())
+        ],
+    }
+    if baseline is not None:
+        result["baseline"] = compare(report, baseline, thresholds)
+    return result
+
+
+def _brief(test: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "nodeid": test["nodeid"],
+        "duration": test["duration"],
+        "outcome": test["outcome"],
+        "worker": test["worker"],
+    }
+
+
+def _totals(groups: Mapping[str, list[float]]) -> list[dict[str, Any]]:
+    rows = [
+        {"name": name, "tests": len(durations), "seconds": round(sum(durations), 6)}
+        for name, durations in groups.items()
+    ]
+    return sorted(rows, key=lambda row: (-row["seconds"], row["name"]))
+
+
+def compare(
+    report: Mapping[str, Any], baseline: Mapping[str, Any], thresholds: Thresholds = Thresholds()
+) -> dict[str, Any]:
+    """Speedup of the whole run and per-test changes against a baseline report."""
+    now = _durations_by_id(report)
+    before = _durations_by_id(baseline)
+    wall_now = float(report["run"]["wall_seconds"])
+    wall_before = float(baseline["run"]["wall_seconds"])
+    slower: list[dict[str, Any]] = []
+    for nodeid in sorted(now.keys() & before.keys()):
+        old, new = before[nodeid], now[nodeid]
+        if new - old >= thresholds.seconds and new >= old * thresholds.ratio:
+            slower.append(
+                {
+                    "nodeid": nodeid,
+                    "baseline": round(old, 6),
+                    "current": round(new, 6),
+                    "ratio": round(new / old, 2) if old > 0 else None,
+                }
+            )
+    slower.sort(key=lambda row: row["current"] - row["baseline"], reverse=True)
+    return {
+        "wall_seconds": round(wall_before, 6),
+        "speedup": round(wall_before / wall_now, 3) if wall_now > 0 else None,
+        "mode": baseline["run"].get("mode"),
+        "workers": baseline["run"].get("workers"),
+        "thresholds": {"ratio": thresholds.ratio, "seconds": thresholds.seconds},
+        "slower": slower,
+        "added": sorted(now.keys() - before.keys()),
+        "removed": sorted(before.keys() - now.keys()),
+    }
+
+
+def _durations_by_id(report: Mapping[str, Any]) -> dict[str, float]:
+    # With several attempts of a test, the last one stands for it.
+    durations: dict[str, float] = {}
+    for test in report["tests"]:
+        durations[test["nodeid"]] = float(test["duration"])
+    return durations
+
+
+def render(analysis: Mapping[str, Any], fmt: str) -> str:
+    """The analysis as ``text``, ``markdown`` or ``json``."""
+    if fmt == "json":
+        return json.dumps(analysis, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return _markdown(analysis)
+    if fmt == "text":
+        return _text(analysis)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def _outcome_line(analysis: Mapping[str, Any]) -> str:
+    counts = analysis["outcomes"]
+    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o)]
+    return ", ".join(parts) or "no tests"
+
+
+def _headline(analysis: Mapping[str, Any]) -> list[str]:
+    run = analysis["run"]
+    lines = [
+        f"{analysis['tests']} tests: {_outcome_line(analysis)}",
+        f"run {run['id']}: {run['mode']}, {run['workers']} worker(s), dist {run['dist']}"
+        + (f", seed {run['seed']}" if run.get("seed") is not None else ""),
+        f"wall time {_seconds(run['wall_seconds'])}, sum of test time "
+        f"{_seconds(analysis['duration_sum'])}, concurrency {analysis['concurrency']}, "
+        f"parallel efficiency {_percent(analysis['parallel_efficiency'])}",
+    ]
+    base = analysis.get("baseline")
+    if base is not None:
+        lines.append(
+            f"baseline: {base['mode']} on {base['workers']} worker(s) in "
+            f"{_seconds(base['wall_seconds'])}; speedup x{base['speedup']}; "
+            f"{len(base['slower'])} slower, {len(base['added'])} added, "
+            f"{len(base['removed'])} removed"
+        )
+    return lines
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def _text(analysis: Mapping[str, Any]) -> str:
+    out = _headline(analysis)
+    out.append("")
+    out.append(f"slowest {len(analysis['slowest'])}:")
+    out += [
+        f"  {_seconds(t['duration']):>10}  {t['outcome']:<8} {t['worker']:<6} {t['nodeid']}"
+        for t in analysis["slowest"]
+    ]
+    out.append("workers:")
+    out += [
+        f"  {w['worker']:<8} {w['tests']:>6} tests  busy {_seconds(w['busy_seconds'])}  "
+        f"utilisation {_percent(w['utilisation'])}"
+        for w in analysis["workers"]
+    ]
+    out.append("markers:")
+    out += [
+        f"  {m['name']:<20} {m['tests']:>6} tests  {_seconds(m['seconds'])}"
+        for m in analysis["markers"]
+    ]
+    out.append("files:")
+    out += [
+        f"  {_seconds(f['seconds']):>10}  {f['tests']:>6} tests  {f['name']}"
+        for f in analysis["files"]
+    ]
+    base = analysis.get("baseline")
+    if base is not None:
+        limits = base["thresholds"]
+        out.append(
+            f"slower than baseline (x{limits['ratio']} and +{limits['seconds']}s): "
+            f"{len(base['slower'])}"
+        )
+        out += [
+            f"  {_seconds(s['baseline'])} -> {_seconds(s['current'])}  {s['nodeid']}"
+            for s in base["slower"]
+        ]
+        out.append(f"added: {len(base['added'])}")
+        out += [f"  {nodeid}" for nodeid in base["added"]]
+        out.append(f"removed: {len(base['removed'])}")
+        out += [f"  {nodeid}" for nodeid in base["removed"]]
+    return "\n".join(out) + "\n"
+
+
+def _md_cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _markdown(analysis: Mapping[str, Any]) -> str:
+    out = ["## Test timing", ""]
+    out += [f"- {line}" for line in _headline(analysis)]
+    out += ["", f"### Slowest {len(analysis['slowest'])} tests", ""]
+    out += _table(
+        ["seconds", "outcome", "worker", "test"],
+        [
+            [f"{t['duration']:.3f}", t["outcome"], t["worker"], f"`{t['nodeid']}`"]
+            for t in analysis["slowest"]
+        ],
+    )
+    out += ["", "### Workers", ""]
+    out += _table(
+        ["worker", "tests", "busy seconds", "utilisation"],
+        [
+            [w["worker"], w["tests"], f"{w['busy_seconds']:.3f}", _percent(w["utilisation"])]
+            for w in analysis["workers"]
+        ],
+    )
+    out += ["", "### Per marker", ""]
+    out += _table(
+        ["marker", "tests", "seconds"],
+        [[m["name"], m["tests"], f"{m['seconds']:.3f}"] for m in analysis["markers"]],
+    )
+    out += ["", "### Per file", ""]
+    out += _table(
+        ["file", "tests", "seconds"],
+        [[f"`{f['name']}`", f["tests"], f"{f['seconds']:.3f}"] for f in analysis["files"]],
+    )
+    base = analysis.get("baseline")
+    if base is not None:
+        limits = base["thresholds"]
+        out += [
+            "",
+            "### Against the baseline",
+            "",
+            f"Speedup of the whole run: **x{base['speedup']}** "
+            f"({_seconds(base['wall_seconds'])} {base['mode']} -> "
+            f"{_seconds(analysis['run']['wall_seconds'])} {analysis['run']['mode']}).",
+            "",
+            f"Slower tests (at least x{limits['ratio']} and +{limits['seconds']}s): "
+            f"{len(base['slower'])}",
+        ]
+        if base["slower"]:
+            out.append("")
+            out += _table(
+                ["baseline", "current", "ratio", "test"],
+                [
+                    [f"{s['baseline']:.3f}", f"{s['current']:.3f}", s["ratio"], f"`{s['nodeid']}`"]
+                    for s in base["slower"]
+                ],
+            )
+        out += ["", f"Added tests: {len(base['added'])}; removed tests: {len(base['removed'])}."]
+        for title, ids in (("Added", base["added"]), ("Removed", base["removed"])):
+            if ids:
+                out += ["", f"<details><summary>{title}</summary>", ""]
+                out += [f"- `{nodeid}`" for nodeid in ids]
+                out += ["", "</details>"]
+    return "\n".join(out) + "\n"

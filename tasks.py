@@ -1,0 +1,62 @@
+"""invoke tasks: the CI pipeline around the nox sessions, and the timing baseline.
+
+`invoke ci` is what CI runs; `PYTEST_WORKERS=1 invoke ci` (or `invoke ci --workers 1`)
+is the rollback to a serial run. docs/rollback.md explains both.
+"""
+
+from __future__ import annotations
+
+import os
+
+from invoke import Collection, Context, Exit, task
+
+from testfleet.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
+
+REPORT = "reports/test-timing.json"
+BASELINE = "reports/test-timing-baseline.json"
+SUMMARY = "reports/ci-summary.md"
+
+
+@task(
+    help={
+        "workers": "worker count or 'auto' (default: $PYTEST_WORKERS, else auto); "
+        "1 is the serial rollback",
+    }
+)
+def ci(c: Context, workers: str = "") -> None:
+    """Run the CI pipeline: parallel tests with coverage, timing against the baseline."""
+    run_id = new_run_id()
+    env = {RUN_ID_ENV: run_id, "TESTFLEET_REPORT": REPORT}
+    if workers:
+        env[WORKERS_ENV] = workers
+    chosen = env.get(WORKERS_ENV) or os.environ.get(WORKERS_ENV) or "auto"
+    print(f"testfleet: CI run {run_id}, workers {chosen}")
+    c.run("coverage erase")
+    tests = c.run("nox -s tests_parallel", env=env, warn=True)
+    cover = c.run("nox -s coverage", warn=True)
+    c.run(
+        f"testfleet report {REPORT} --baseline {BASELINE} --run-id {run_id} "
+        f"--format markdown --output {SUMMARY} --step-summary"
+    )
+    c.run(f"testfleet report {REPORT} --baseline {BASELINE} --top 5")
+    if tests is None or tests.failed:
+        raise Exit("tests failed: see the output above and " + SUMMARY, code=1)
+    if cover is None or cover.failed:
+        raise Exit("coverage is below the threshold in pyproject.toml (fail_under)", code=1)
+
+
+@task
+def baseline(c: Context) -> None:
+    """Record a serial run as the timing baseline, reports/test-timing-baseline.json."""
+    c.run("coverage erase")
+    c.run("nox -s tests", env={"TESTFLEET_REPORT": BASELINE})
+    c.run(f"testfleet report {BASELINE} --top 5")
+
+
+@task(help={"top": "how many of the slowest tests to list"})
+def report(c: Context, top: int = 10) -> None:
+    """Show the last run's timing report against the baseline."""
+    c.run(f"testfleet report {REPORT} --baseline {BASELINE} --top {top}")
+
+
+namespace = Collection(ci, baseline, report)

@@ -1,0 +1,99 @@
+"""Reports are replaced in one rename: a crash mid-write never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from testfleet.timing import write_json_atomic
+
+OLD = {"schema": "testfleet.timing/1", "old": True}
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_a_new_report_replaces_the_old_one_completely(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    write_json_atomic(target, OLD)
+    write_json_atomic(target, {"new": ["ü", 1.5]})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"new": ["ü", 1.5]}
+    assert leftovers(tmp_path) == []
+
+
+def test_parent_directories_are_created(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "report.json"
+    write_json_atomic(target, OLD)
+    assert json.loads(target.read_text()) == OLD
+
+
+def test_an_error_while_serializing_keeps_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    write_json_atomic(target, OLD)
+    before = target.read_bytes()
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"tests": [1, 2, object()]})
+    assert target.read_bytes() == before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failure_after_the_data_is_written_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "report.json"
+    write_json_atomic(target, OLD)
+    before = target.read_bytes()
+
+    def no_rename(self: Path, other: Path) -> Path:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(Path, "replace", no_rename)
+    with pytest.raises(OSError, match="disk went away"):
+        write_json_atomic(target, {"new": True})
+    assert target.read_bytes() == before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_process_killed_in_the_middle_of_writing_leaves_the_old_report(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    write_json_atomic(target, OLD)
+    before = target.read_bytes()
+    # The child dies (os._exit: no cleanup, no exception handlers) after part of the
+    # new text has reached the temporary file.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        import testfleet.timing as timing
+
+        real_fdopen = os.fdopen
+
+        class DiesHalfway:
+            def __init__(self, handle):
+                self.handle = handle
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                return False
+            def write(self, text):
+                self.handle.write(text[: len(text) // 2])
+                self.handle.flush()
+                os._exit(9)
+
+        os.fdopen = lambda fd, *a, **k: DiesHalfway(real_fdopen(fd, *a, **k))
+        timing.write_json_atomic(Path({str(target)!r}), {{"tests": list(range(10000))}})
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], check=False)
+    assert result.returncode == 9
+    assert target.read_bytes() == before
+    # The dead process's partial temp file is the only trace, and it is not the report.
+    partial = [tmp_path / name for name in leftovers(tmp_path)]
+    assert len(partial) == 1
+    assert partial[0].stat().st_size > 0

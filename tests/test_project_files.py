@@ -1,0 +1,114 @@
+"""The README, .ci/run, the noxfile and tasks.py agree with each other and with the code."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testfleet.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    section = (
+        ROOT.joinpath("README.md")
+        .read_text()
+        .split("## On a fresh machine", 1)[1]
+        .split("\n## ", 1)[0]
+    )
+    return re.findall(r"```sh\n(.+?)\n```", section, flags=re.S)
+
+
+def test_the_readme_gives_exactly_two_commands_for_a_fresh_machine() -> None:
+    main_job, test_suite = readme_commands()
+    assert main_job.endswith("&& invoke ci")
+    assert test_suite.endswith("&& nox -s tests_parallel")
+    for command in (main_job, test_suite):
+        for part in command.split(" && "):
+            assert shlex.split(part)
+
+
+def test_ci_runs_the_readme_test_command_word_for_word() -> None:
+    _, test_suite = readme_commands()
+    setup = " && ".join(
+        part for part in test_suite.split(" && ") if "venv" not in part and "activate" not in part
+    )
+    script = ROOT.joinpath(".ci", "run").read_text()
+    assert setup in script.splitlines()
+    result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], check=False)
+    assert result.returncode == 0
+
+
+def test_nox_lists_the_sessions_the_docs_promise() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--no-color"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sessions = set(re.findall(r"^[*-] (\w+)", result.stdout, flags=re.M))
+    assert {"tests", "tests_parallel", "randomized", "coverage", "lint", "typecheck"} <= sessions
+    readme = ROOT.joinpath("README.md").read_text()
+    for session in sessions:
+        assert f"nox -s {session}" in readme
+
+
+def test_invoke_lists_ci_and_baseline_with_a_line_each() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tasks = dict(re.findall(r"^  (\w+)\s+(\S.*)$", result.stdout, flags=re.M))
+    assert {"ci", "baseline", "report"} <= set(tasks)
+    assert all(text.strip() for text in tasks.values())
+
+
+def cli_usage_lines() -> list[str]:
+    section = (
+        ROOT.joinpath("README.md")
+        .read_text()
+        .split("## The command line", 1)[1]
+        .split("\n## ", 1)[0]
+    )
+    block = re.findall(r"```sh\n(.+?)\n```", section, flags=re.S)[0]
+    return block.splitlines()
+
+
+@pytest.mark.parametrize("line", cli_usage_lines(), ids=lambda line: line.split()[1])
+def test_every_testfleet_command_in_the_readme_names_real_options(
+    line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = shlex.split(line.split("#", 1)[0])
+    assert words[0] == "testfleet"
+    with pytest.raises(SystemExit) as exit_info:
+        main([words[1], "--help"])
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    flags = {
+        re.sub(r"[=\]].*", "", w.strip("["))
+        for w in words
+        if w.strip("[").startswith("--") and w != "--"
+    }
+    assert usage.startswith(f"usage: testfleet {words[1]}")
+    for flag in flags:
+        assert flag in usage
+
+
+def test_the_committed_baseline_is_a_valid_serial_report() -> None:
+    from testfleet import report
+
+    baseline = report.load(ROOT / "reports" / "test-timing-baseline.json")
+    assert baseline["run"]["mode"] == "serial"
+    assert baseline["run"]["workers"] == 1
+    assert baseline["summary"]["tests"] > 50
+    assert baseline["summary"]["outcomes"]["failed"] == 0

@@ -1,0 +1,197 @@
+"""`testfleet run` (parallel phase, then `serial` tests alone) and `testfleet randomized`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testfleet import runner
+from testfleet.cli import main
+
+ReadReport = Callable[[Path], dict[str, Any]]
+
+PHASED_SUITE = """
+import time
+import pytest
+
+@pytest.mark.parametrize("n", range(6))
+def test_parallel(n):
+    time.sleep(0.2)
+
+@pytest.mark.serial
+def test_alone_one():
+    time.sleep(0.1)
+
+@pytest.mark.serial
+def test_alone_two():
+    time.sleep(0.1)
+
+def test_fails_in_parallel_phase():
+    assert False
+"""
+
+
+def test_serial_tests_start_after_every_parallel_test_stopped(
+    pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile(test_phased=PHASED_SUITE)
+    code = main(["run", "--workers", "2", "--report", "out/timing.json", "--", "-p", "no:randomly"])
+    assert code == 1
+    out = capfd.readouterr().out
+    assert "testfleet: phase 1/2, parallel (2 workers): " in out
+    assert "testfleet: phase 2/2, serial-marked tests, one process: " in out
+    assert out.rstrip().splitlines()[-1] == "testfleet: 8 passed, 1 failed, 0 skipped"
+
+    report = read_report(pytester.path / "out" / "timing.json")
+    tests = report["tests"]
+    assert len(tests) == 9
+    serial = [t for t in tests if "serial" in t["markers"]]
+    others = [t for t in tests if "serial" not in t["markers"]]
+    assert {t["worker"] for t in serial} == {"main"}
+    assert {t["worker"] for t in others} <= {"gw0", "gw1"}
+    assert min(t["start"] for t in serial) >= max(t["stop"] for t in others)
+    first, second = sorted(serial, key=lambda t: t["start"])
+    assert second["start"] >= first["stop"]
+    assert report["run"]["mode"] == "parallel"
+    assert report["run"]["workers"] == 2
+    assert report["run"]["exit_status"] == 1
+    assert [phase["workers"] for phase in report["run"]["phases"]] == [2, 1]
+    # The phase reports were scratch files: only the merged report is left.
+    assert sorted(p.name for p in (pytester.path / "out").iterdir()) == ["timing.json"]
+
+
+def test_one_worker_is_a_single_run_without_xdist(
+    pytester: pytest.Pytester,
+    read_report: ReadReport,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytester.makepyfile(test_phased=PHASED_SUITE)
+    monkeypatch.setenv("PYTEST_WORKERS", "1")
+    assert main(["run", "--report", "r.json", "--", "-p", "no:randomly"]) == 1
+    out = capfd.readouterr().out
+    assert "phase 1/1, serial: " in out
+    assert "-p no:xdist" in out
+    assert "phase 2/" not in out
+    assert "bringing up nodes" not in out
+    report = read_report(pytester.path / "r.json")
+    assert {t["worker"] for t in report["tests"]} == {"main"}
+    assert report["run"]["mode"] == "serial"
+    assert len(report["tests"]) == 9
+
+
+def test_serial_and_parallel_runs_report_the_same_tests(
+    pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile(test_phased=PHASED_SUITE)
+    main(["run", "--workers", "1", "--report", "serial.json", "--", "-p", "no:randomly"])
+    main(["run", "--workers", "2", "--report", "parallel.json", "--", "-p", "no:randomly"])
+    capfd.readouterr()
+
+    def outcomes(name: str) -> list[tuple[str, str]]:
+        return [(t["nodeid"], t["outcome"]) for t in read_report(pytester.path / name)["tests"]]
+
+    assert outcomes("serial.json") == outcomes("parallel.json")
+
+
+def test_a_suite_with_no_serial_tests_still_succeeds(
+    pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile("def test_a(): pass\ndef test_b(): pass\n")
+    assert main(["run", "--workers", "2", "--report", "r.json", "--", "-p", "no:randomly"]) == 0
+    assert read_report(pytester.path / "r.json")["summary"]["tests"] == 2
+
+
+def test_a_usage_error_stops_before_the_serial_phase_and_keeps_the_old_report(
+    pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    (pytester.path / "r.json").write_text("old\n")
+    assert main(["run", "--workers", "2", "--report", "r.json", "--", "--no-such-option"]) == 4
+    out = capfd.readouterr().out
+    assert "phase 1 ended with exit status 4; later phases skipped" in out
+    assert (pytester.path / "r.json").read_text() == "old\n"
+    assert [p.name for p in pytester.path.iterdir() if p.name.startswith(".testfleet")] == []
+
+
+def test_a_bad_worker_count_in_the_environment_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PYTEST_WORKERS", "many")
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "testfleet: error: PYTEST_WORKERS: worker count 'many' is not a number: use a whole number "
+        "such as 4, 'auto' for one worker per CPU, or 1 for a serial run without xdist"
+    )
+
+
+def test_the_report_path_comes_from_the_environment_when_not_given(
+    pytester: pytest.Pytester,
+    read_report: ReadReport,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    monkeypatch.setenv("TESTFLEET_REPORT", "elsewhere/t.json")
+    assert main(["run", "--workers", "1", "--", "-p", "no:randomly"]) == 0
+    assert read_report(pytester.path / "elsewhere" / "t.json")["summary"]["tests"] == 1
+
+
+ORDER_DEPENDENT_SUITE = """
+import os
+
+def test_polluter():
+    os.environ["POLLUTED"] = "1"
+
+def test_victim():
+    assert "POLLUTED" not in os.environ
+"""
+
+
+def test_randomized_prints_a_command_per_seed_that_reproduces_its_result(
+    pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile(test_order=ORDER_DEPENDENT_SUITE)
+    seeds = [str(seed) for seed in range(1, 9)]
+    args = ["randomized", "--report-dir", "rand"]
+    for seed in seeds:
+        args += ["--seed", seed]
+    code = main(args)
+    out = capfd.readouterr().out
+    results = json.loads((pytester.path / "rand" / "seeds.json").read_text())["seeds"]
+    assert [str(r["seed"]) for r in results] == seeds
+    failed = [r for r in results if r["exit_status"] == 1]
+    passed = [r for r in results if r["exit_status"] == 0]
+    assert failed, "eight seeds all ran the victim first"
+    assert passed, "eight seeds all ran the polluter first"
+    assert code == 1
+    for result in failed:
+        (line,) = [
+            line
+            for line in out.splitlines()
+            if line.startswith(f"testfleet: seed {result['seed']} FAILED; reproduce with: ")
+        ]
+        command = shlex.split(line.split("reproduce with: ", 1)[1])
+        assert command == result["command"]
+        assert subprocess.run(command, capture_output=True, check=False).returncode == 1
+    for result in passed:
+        assert subprocess.run(result["command"], capture_output=True, check=False).returncode == 0
+        assert f"testfleet: seed {result['seed']} FAILED" not in out
+
+
+def test_randomized_seed_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESTFLEET_SEEDS", "5")
+    seeds = runner.seeds_to_run(None, [])
+    assert len(seeds) == 5
+    assert len(set(seeds)) == 5
+    assert runner.seeds_to_run(2, []) != runner.seeds_to_run(2, [])
+    assert runner.seeds_to_run(None, [7, 9]) == [7, 9]
+    monkeypatch.setenv("TESTFLEET_SEEDS", "lots")
+    with pytest.raises(ValueError, match="TESTFLEET_SEEDS='lots' is not a whole number"):
+        runner.seeds_to_run(None, [])

@@ -1,0 +1,405 @@
+"""The plugin records every test once, serial or distributed, and writes one report."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testfleet.timing import SCHEMA
+
+ReadReport = Callable[[Path], dict[str, Any]]
+
+MIXED_SUITE = """
+import pytest
+
+@pytest.fixture
+def broken_setup():
+    raise RuntimeError("setup breaks")
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise RuntimeError("teardown breaks")
+
+def test_passes():
+    pass
+
+def test_fails():
+    assert 1 == 2
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
+
+@pytest.mark.xfail(reason="known bug")
+def test_xfailed():
+    assert False
+
+@pytest.mark.xfail(reason="fixed already")
+def test_xpassed():
+    pass
+
+@pytest.mark.xfail(strict=True, reason="strict")
+def test_strict_xpass():
+    pass
+
+def test_setup_error(broken_setup):
+    pass
+
+def test_teardown_error(broken_teardown):
+    pass
+
+@pytest.mark.slow
+def test_marked():
+    pass
+"""
+
+EXPECTED_OUTCOMES = {
+    "test_mixed.py::test_passes": ("passed", None),
+    "test_mixed.py::test_fails": ("failed", None),
+    "test_mixed.py::test_skipped": ("skipped", None),
+    "test_mixed.py::test_xfailed": ("xfailed", None),
+    "test_mixed.py::test_xpassed": ("xpassed", None),
+    "test_mixed.py::test_strict_xpass": ("failed", None),
+    "test_mixed.py::test_setup_error": ("error", "setup"),
+    "test_mixed.py::test_teardown_error": ("error", "teardown"),
+    "test_mixed.py::test_marked": ("passed", None),
+}
+
+# Ids that stress the round trip: unicode, brackets, "::" and a very long parameter.
+AWKWARD_SUITE = """
+import pytest
+
+@pytest.mark.parametrize(
+    "value", ["a::b", "[x]", "ünïcødé ✓", pytest.param(0, id="long-" + "p" * 600), "sp ace/slash"]
+)
+def test_param(value):
+    pass
+
+class TestGroup:
+    @pytest.mark.parametrize("n", range(20))
+    def test_many(self, n):
+        pass
+"""
+
+
+def worker_args(workers: int) -> list[str]:
+    return ["-p", "no:xdist"] if workers == 1 else ["-n", str(workers)]
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", *args)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_timing_report_lists_every_test_once_with_each_outcome(
+    pytester: pytest.Pytester, read_report: ReadReport, workers: int
+) -> None:
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow tests\n")
+    pytester.makepyfile(test_mixed=MIXED_SUITE)
+    result = run(pytester, *worker_args(workers), "--testfleet-report", "out/timing.json")
+    result.assert_outcomes(passed=3, failed=2, skipped=1, xfailed=1, xpassed=1, errors=2)
+
+    report = read_report(pytester.path / "out" / "timing.json")
+    assert report["schema"] == SCHEMA
+    ids = [t["nodeid"] for t in report["tests"]]
+    assert ids == sorted(EXPECTED_OUTCOMES)
+    got = {t["nodeid"]: (t["outcome"], t["error_phase"]) for t in report["tests"]}
+    assert got == EXPECTED_OUTCOMES
+    assert report["summary"]["tests"] == len(EXPECTED_OUTCOMES)
+    assert report["summary"]["outcomes"] == {
+        "passed": 2,
+        "failed": 2,
+        "skipped": 1,
+        "xfailed": 1,
+        "xpassed": 1,
+        "error": 2,
+    }
+    assert report["run"]["workers"] == workers
+    assert report["run"]["mode"] == ("serial" if workers == 1 else "parallel")
+    used = {t["worker"] for t in report["tests"]}
+    if workers == 1:
+        assert used == {"main"}
+    else:
+        assert used <= {f"gw{i}" for i in range(workers)}
+    marked = next(t for t in report["tests"] if t["nodeid"].endswith("test_marked"))
+    assert marked["markers"] == ["slow"]
+    assert all(t["attempt"] == 1 for t in report["tests"])
+    result.stdout.fnmatch_lines(["testfleet: timing report written to *timing.json"])
+
+
+def test_node_ids_are_identical_serial_and_parallel(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makepyfile(test_awkward=AWKWARD_SUITE)
+    run(pytester, "-p", "no:xdist", "--testfleet-report", "serial.json").assert_outcomes(passed=25)
+    run(pytester, "-n", "2", "--testfleet-report", "parallel.json").assert_outcomes(passed=25)
+    serial = read_report(pytester.path / "serial.json")
+    parallel = read_report(pytester.path / "parallel.json")
+    serial_ids = [t["nodeid"] for t in serial["tests"]]
+    assert serial_ids == [t["nodeid"] for t in parallel["tests"]]
+    assert len(set(serial_ids)) == 25
+    # pytest's own ids, as --collect-only prints them, survive the JSON round trip.
+    collected = run(pytester, "-p", "no:xdist", "--collect-only", "-q").stdout.lines
+    assert sorted(line for line in collected if "::" in line) == serial_ids
+    assert any(len(nodeid) > 500 for nodeid in serial_ids)
+
+
+def test_durations_split_into_setup_call_and_teardown(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        @pytest.fixture
+        def slow_fixture():
+            time.sleep(0.2)
+            yield
+            time.sleep(0.1)
+
+        def test_timed(slow_fixture):
+            time.sleep(0.3)
+        """
+    )
+    run(pytester, "-n", "2", "--testfleet-report", "r.json").assert_outcomes(passed=1)
+    (test,) = read_report(pytester.path / "r.json")["tests"]
+    durations = test["durations"]
+    assert durations["setup"] >= 0.2
+    assert durations["call"] >= 0.3
+    assert durations["teardown"] >= 0.1
+    assert test["duration"] == pytest.approx(sum(durations.values()), abs=1e-5)
+    assert test["stop"] - test["start"] >= test["duration"] - 0.01
+
+
+def test_a_crashed_worker_loses_no_test_from_the_report(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makepyfile(
+        test_crash="""
+        import os
+
+        def test_crashes_its_worker():
+            os._exit(3)
+        """,
+        test_fine="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(12))
+        def test_fine(n):
+            pass
+        """,
+    )
+    result = run(pytester, "-n", "2", "--testfleet-report", "r.json")
+    result.assert_outcomes(passed=12, failed=1)
+    report = read_report(pytester.path / "r.json")
+    counts = Counter(t["nodeid"] for t in report["tests"])
+    assert len(counts) == 13
+    assert set(counts.values()) == {1}
+    crashed = next(t for t in report["tests"] if "crashes" in t["nodeid"])
+    assert crashed["outcome"] == "failed"
+
+
+def test_randomized_run_records_its_seed(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makepyfile("def test_a(): pass\ndef test_b(): pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "randomly", "-p", "no:xdist", "--randomly-seed=4242", "--testfleet-report", "r.json"
+    )
+    result.assert_outcomes(passed=2)
+    run_info = read_report(pytester.path / "r.json")["run"]
+    assert run_info["mode"] == "randomized"
+    assert run_info["seed"] == 4242
+    assert "--randomly-seed=4242" in run_info["args"]
+
+
+def test_the_ini_setting_names_the_report_relative_to_rootdir(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makeini("[pytest]\ntestfleet_report = reports/from-ini.json\n")
+    pytester.makepyfile("def test_a(): pass\n")
+    sub = pytester.mkdir("sub")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", str(pytester.path), f"--rootdir={pytester.path}"
+    )
+    result.assert_outcomes(passed=1)
+    assert read_report(pytester.path / "reports" / "from-ini.json")["summary"]["tests"] == 1
+    assert not (sub / "reports").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_without_testfleet_options_a_run_is_plain_pytest(
+    pytester: pytest.Pytester, workers: int
+) -> None:
+    pytester.makepyfile(test_mixed=MIXED_SUITE)
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow tests\n")
+    with_plugin = run(pytester, *worker_args(workers))
+    without_plugin = run(pytester, *worker_args(workers), "-p", "no:testfleet")
+    assert with_plugin.ret == without_plugin.ret == pytest.ExitCode.TESTS_FAILED
+    assert with_plugin.parseoutcomes() == without_plugin.parseoutcomes()
+    assert not [line for line in with_plugin.outlines if line.startswith("testfleet:")]
+    assert with_plugin.outlines[-1].split(" in ")[0] == without_plugin.outlines[-1].split(" in ")[0]
+    assert not list(pytester.path.rglob("*.json"))
+
+
+def test_an_interrupted_run_leaves_the_previous_report_as_it_was(pytester: pytest.Pytester) -> None:
+    previous = '{"schema": "testfleet.timing/1", "kept": true}\n'
+    (pytester.path / "r.json").write_text(previous)
+    pytester.makepyfile(
+        """
+        def test_first():
+            pass
+
+        def test_interrupts():
+            raise KeyboardInterrupt
+        """
+    )
+    result = run(pytester, "-p", "no:xdist", "--testfleet-report", "r.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["testfleet: timing report not written (*exit status 2*); *r.json is left as it was"]
+    )
+    assert (pytester.path / "r.json").read_text() == previous
+    assert [p.name for p in pytester.path.iterdir() if p.name.startswith(".r.json")] == []
+
+
+def test_collect_only_writes_no_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    result = run(pytester, "--collect-only", "--testfleet-report", "r.json")
+    assert result.ret == pytest.ExitCode.OK
+    assert not (pytester.path / "r.json").exists()
+
+
+SERIAL_SUITE = """
+import pytest
+
+def test_free():
+    pass
+
+@pytest.mark.serial
+def test_alone():
+    pass
+
+class TestMore:
+    @pytest.mark.serial
+    def test_alone_too(self):
+        pass
+
+    def test_free_too(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("run", {"test_free", "test_alone", "test_alone_too", "test_free_too"}),
+        ("defer", {"test_free", "test_free_too"}),
+        ("only", {"test_alone", "test_alone_too"}),
+    ],
+)
+def test_serial_option_selects_which_serial_tests_run(
+    pytester: pytest.Pytester, read_report: ReadReport, choice: str, expected: set[str]
+) -> None:
+    pytester.makepyfile(test_s=SERIAL_SUITE)
+    result = run(
+        pytester, "-p", "no:xdist", f"--testfleet-serial={choice}", "--testfleet-report", "r.json"
+    )
+    result.assert_outcomes(passed=len(expected), deselected=4 - len(expected))
+    names = {t["nodeid"].rsplit("::", 1)[1] for t in read_report(pytester.path / "r.json")["tests"]}
+    assert names == expected
+
+
+def test_serial_only_refuses_to_be_distributed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_s=SERIAL_SUITE)
+    result = run(pytester, "-n", "2", "--testfleet-serial=only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--testfleet-serial=only*cannot be distributed*-n0 or -p no:xdist*"]
+    )
+
+
+def test_an_unknown_serial_choice_is_a_usage_error_that_lists_the_choices(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    result = run(pytester, "--testfleet-serial=later")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'later' is not one of run, defer, only*"])
+
+
+def test_workers_share_one_run_id_and_two_runs_differ(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makeconftest(
+        """
+        import json, pathlib
+        import pytest
+        from testfleet import workers
+
+        @pytest.fixture
+        def record_run_id(request):
+            out = pathlib.Path(request.config.rootpath, "ids")
+            out.mkdir(exist_ok=True)
+            me = workers.worker_id(request.config)
+            (out / f"{me}-{request.node.name}").write_text(workers.run_id(request.config))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_n(record_run_id, n):
+            pass
+        """
+    )
+    run(pytester, "-n", "2", "--testfleet-report", "a.json").assert_outcomes(passed=8)
+    ids = {p.read_text() for p in (pytester.path / "ids").iterdir()}
+    workers_seen = {p.name.split("-")[0] for p in (pytester.path / "ids").iterdir()}
+    assert workers_seen == {"gw0", "gw1"}
+    assert ids == {read_report(pytester.path / "a.json")["run"]["id"]}
+    run(pytester, "-n", "2", "--testfleet-report", "b.json").assert_outcomes(passed=8)
+    assert read_report(pytester.path / "b.json")["run"]["id"] not in ids
+
+
+def test_report_is_valid_json_with_sorted_keys_of_the_contract(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    run(pytester, "--testfleet-report", "r.json").assert_outcomes(passed=1)
+    data = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    assert set(data) == {"schema", "run", "tests", "summary"}
+    assert {
+        "id",
+        "mode",
+        "workers",
+        "dist",
+        "seed",
+        "start",
+        "end",
+        "wall_seconds",
+        "python",
+        "platform",
+        "git_commit",
+        "args",
+    } <= set(data["run"])
+    assert data["run"]["end"] >= data["run"]["start"]
+    assert {
+        "nodeid",
+        "outcome",
+        "duration",
+        "durations",
+        "markers",
+        "worker",
+        "start",
+        "stop",
+        "attempt",
+    } <= set(data["tests"][0])
