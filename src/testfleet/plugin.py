@@ -11,6 +11,9 @@ import pytest
 from testfleet import workers
 from testfleet.timing import TimingRecorder
 
+# The Neo4j wiring is a plugin module of its own; it imports the driver only when used.
+pytest_plugins = ["testfleet.neo4j.plugin"]
+
 RECORDER_NAME = "testfleet-timing"
 XDIST_HOOKS_NAME = "testfleet-xdist"
 SERIAL_CHOICES = ("run", "defer", "only")
