@@ -150,6 +150,34 @@ def test_node_ids_are_identical_serial_and_parallel(
     assert any(len(nodeid) > 500 for nodeid in serial_ids)
 
 
+def test_tests_in_an_xdist_group_keep_their_serial_node_ids_under_loadgroup(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.xdist_group("db")
+        @pytest.mark.parametrize("n", range(3))
+        def test_grouped(n):
+            pass
+
+        @pytest.mark.xdist_group(name="other")
+        def test_named_group():
+            pass
+        """
+    )
+    run(pytester, "-p", "no:xdist", "--testfleet-report", "s.json").assert_outcomes(passed=4)
+    result = run(pytester, "-n", "2", "--dist", "loadgroup", "--testfleet-report", "p.json")
+    result.assert_outcomes(passed=4)
+    serial = [t["nodeid"] for t in read_report(pytester.path / "s.json")["tests"]]
+    parallel = read_report(pytester.path / "p.json")["tests"]
+    assert [t["nodeid"] for t in parallel] == serial
+    assert not any("@" in nodeid for nodeid in serial)
+    grouped_workers = {t["worker"] for t in parallel if "test_grouped" in t["nodeid"]}
+    assert len(grouped_workers) == 1
+
+
 def test_durations_split_into_setup_call_and_teardown(
     pytester: pytest.Pytester, read_report: ReadReport
 ) -> None:

@@ -188,6 +188,24 @@ def git_commit(cwd: Path) -> str | None:
     return commit if result.returncode == 0 and commit else None
 
 
+def canonical_nodeid(item: pytest.Item) -> str:
+    """The node id without the ``@group`` that ``--dist loadgroup`` appends on workers.
+
+    Without this, a test in an ``xdist_group`` would have another id in a parallel run
+    than in a serial one, and comparisons with a serial baseline would lose it.
+    """
+    groups = sorted(
+        {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+    )
+    suffix = "@" + "_".join(groups)
+    if groups and item.nodeid.endswith(suffix):
+        return item.nodeid[: -len(suffix)]
+    return item.nodeid
+
+
 class TimingRecorder:
     """Records every test of the run and writes one report from the controller.
 
@@ -206,8 +224,10 @@ class TimingRecorder:
         self._open: dict[str, TimingRecord] = {}
         self._done: list[TimingRecord] = []
         self._markers: dict[str, list[str]] = {}
+        self._ids: dict[str, str] = {}
         self._from_workers: list[TimingRecord] = []
         self._workers_seen: set[str] = set()
+        self._reported_workers: set[str] = set()
         self._known_markers = {
             line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")
         }
@@ -217,6 +237,7 @@ class TimingRecorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
         self._markers[item.nodeid] = sorted({mark.name for mark in item.iter_markers()})
+        self._ids[item.nodeid] = canonical_nodeid(item)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         nodeid = report.nodeid
@@ -225,7 +246,7 @@ class TimingRecorder:
             if record is not None:
                 self._done.append(record)
             record = TimingRecord(
-                nodeid=nodeid,
+                nodeid=self._ids.pop(nodeid, nodeid),
                 worker=self._worker_of(report),
                 markers=self._markers.pop(nodeid, []) or self._markers_from_keywords(report),
             )
@@ -272,18 +293,16 @@ class TimingRecorder:
 
     def node_down(self, worker: str, workeroutput: Mapping[str, Any] | None) -> None:
         self._workers_seen.add(worker)
-        if workeroutput is None:
+        if workeroutput is None or WORKEROUTPUT_KEY not in workeroutput:
             return
-        for data in workeroutput.get(WORKEROUTPUT_KEY, []):
+        self._reported_workers.add(worker)
+        for data in workeroutput[WORKEROUTPUT_KEY]:
             self._from_workers.append(TimingRecord.from_json(data))
 
     def final_records(self) -> list[TimingRecord]:
-        reported = {(r.nodeid, r.worker) for r in self._from_workers}
-        missing = [r for r in self.records() if (r.nodeid, r.worker) not in reported]
-        if not self._from_workers:
-            return missing
-        # What a worker sent is the primary copy; what only the controller saw comes
-        # from a worker that went down without sending its records.
+        # What a worker sent is the primary copy. What only the controller saw is used
+        # for workers that went down without sending anything (a crash).
+        missing = [r for r in self.records() if r.worker not in self._reported_workers]
         return [*self._from_workers, *missing]
 
     def run_metadata(self, exitstatus: int) -> dict[str, Any]:
