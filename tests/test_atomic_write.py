@@ -97,3 +97,31 @@ def test_a_process_killed_in_the_middle_of_writing_leaves_the_old_report(tmp_pat
     partial = [tmp_path / name for name in leftovers(tmp_path)]
     assert len(partial) == 1
     assert partial[0].stat().st_size > 0
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_the_git_commit_is_read_from_the_repository(tmp_path: Path, detached: bool) -> None:
+    from testfleet.timing import git_commit
+
+    git(tmp_path, "init", "-q")
+    (tmp_path / "f").write_text("x")
+    git(tmp_path, "add", "f")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = git(tmp_path, "rev-parse", "HEAD")
+    if detached:
+        git(tmp_path, "checkout", "-q", "--detach")
+    (tmp_path / "sub").mkdir()
+    assert git_commit(tmp_path / "sub") == head
+    git(tmp_path, "pack-refs", "--all")
+    assert git_commit(tmp_path) == head
+
+
+def test_no_git_commit_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from testfleet.timing import git_commit
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_commit(tmp_path) is None
