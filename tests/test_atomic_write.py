@@ -100,7 +100,9 @@ def test_a_process_killed_in_the_middle_of_writing_leaves_the_old_report(tmp_pat
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 @pytest.mark.parametrize("detached", [False, True])
@@ -120,7 +122,9 @@ def test_the_git_commit_is_read_from_the_repository(tmp_path: Path, detached: bo
     assert git_commit(tmp_path) == head
 
 
-def test_no_git_commit_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_git_commit_outside_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from testfleet.timing import git_commit
 
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
