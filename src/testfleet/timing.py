@@ -291,9 +291,6 @@ class TimingRecorder:
         self._me = workers.worker_id(config)
         self._open: dict[str, TimingRecord] = {}
         self._done: list[TimingRecord] = []
-        self._markers: dict[str, list[str]] = {}
-        self._inherited: dict[object, frozenset[str]] = {}
-        self._ids: dict[str, str] = {}
         self._from_workers: list[TimingRecord] = []
         self._forwarded: dict[str, list[pytest.TestReport]] = {}
         self._workers_seen: set[str] = set()
@@ -303,25 +300,6 @@ class TimingRecorder:
 
     # -- processes that run tests ----------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
-        nodeid = item.nodeid
-        self._markers[nodeid] = self._marker_names(item)
-        if "@" in nodeid:
-            self._ids[nodeid] = canonical_nodeid(item)
-
-    def _marker_names(self, item: pytest.Item) -> list[str]:
-        # Markers of modules and classes are shared by many tests: look them up once.
-        names = {mark.name for mark in item.own_markers}
-        parent = item.parent
-        if parent is not None:
-            inherited = self._inherited.get(parent)
-            if inherited is None:
-                inherited = frozenset(mark.name for mark in parent.iter_markers())
-                self._inherited[parent] = inherited
-            names.update(inherited)
-        return sorted(names)
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         node = getattr(report, "node", None)
         if node is not None:
@@ -329,7 +307,14 @@ class TimingRecorder:
             worker = str(node.workerinput["workerid"])
             self._forwarded.setdefault(worker, []).append(report)
             return
-        self._fold(report, self._me, self._open, self._done)
+        # The common case, inline: this runs three times per test.
+        record = self._open.get(report.nodeid)
+        if record is None or report.when == "setup":
+            self._fold(report, self._me, self._open, self._done, None)
+            return
+        record.add_report(report)
+        if report.when != "call":
+            self._done.append(self._open.pop(report.nodeid))
 
     def _fold(
         self,
@@ -337,18 +322,16 @@ class TimingRecorder:
         worker: str,
         open_records: dict[str, TimingRecord],
         done: list[TimingRecord],
+        known_markers: set[str] | None,
     ) -> None:
         nodeid = report.nodeid
         record = open_records.get(nodeid)
         if record is None or report.when == "setup":
             if record is not None:
                 done.append(record)
-            markers = self._markers.pop(nodeid, None)
-            if markers is None:
-                markers = sorted(k for k in report.keywords if k in self._known_markers)
-            record = TimingRecord(
-                nodeid=self._ids.pop(nodeid, nodeid), worker=worker, markers=markers
-            )
+            record = TimingRecord(nodeid=nodeid, worker=worker)
+            if known_markers is not None:
+                record.markers = sorted(k for k in report.keywords if k in known_markers)
             open_records[nodeid] = record
         record.add_report(report)
         if report.when not in ("setup", "call"):
@@ -357,22 +340,48 @@ class TimingRecorder:
     def records(self) -> list[TimingRecord]:
         return [*self._done, *self._open.values()]
 
+    def _describe_from_items(self, items: Sequence[pytest.Item]) -> None:
+        """Give our records their markers and serial node ids, from the collected items.
+
+        Done once at the end rather than in a per-test hook: it is the same work, without
+        a hook call per test.
+        """
+        by_id = {item.nodeid: item for item in items}
+        inherited: dict[object, frozenset[str]] = {}
+        for record in self.records():
+            item = by_id.get(record.nodeid)
+            if item is None:
+                continue
+            # Markers of modules and classes are shared by many tests: look them up once.
+            names = {mark.name for mark in item.own_markers}
+            parent = item.parent
+            if parent is not None:
+                from_parents = inherited.get(parent)
+                if from_parents is None:
+                    from_parents = frozenset(mark.name for mark in parent.iter_markers())
+                    inherited[parent] = from_parents
+                names.update(from_parents)
+            record.markers = sorted(names)
+            if "@" in record.nodeid:
+                record.nodeid = canonical_nodeid(item)
+
     # -- workers and serial runs -----------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if workers.is_worker(self.config):
-            # One JSON string crosses execnet far faster than a list of dicts.
-            self.config.workeroutput[WORKEROUTPUT_KEY] = json.dumps(  # type: ignore[attr-defined]
-                [record.to_json() for record in self.records()]
-            )
-            return
-        if self.config.option.collectonly:
-            self.skipped_reason = "collection only"
-            return
-        if exitstatus not in REPORTABLE_EXITS:
-            self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
-            return
         with _no_gc_pauses():
+            self._describe_from_items(getattr(session, "items", []))
+            if workers.is_worker(self.config):
+                # One JSON string crosses execnet far faster than a list of dicts.
+                self.config.workeroutput[WORKEROUTPUT_KEY] = json.dumps(  # type: ignore[attr-defined]
+                    [record.to_json() for record in self.records()]
+                )
+                return
+            if self.config.option.collectonly:
+                self.skipped_reason = "collection only"
+                return
+            if exitstatus not in REPORTABLE_EXITS:
+                self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
+                return
             report = build_report(self.final_records(), self.run_metadata(exitstatus))
             write_json_atomic(self.path, report)
         self.written = self.path
@@ -396,7 +405,7 @@ class TimingRecorder:
         for worker, reports in self._forwarded.items():
             open_records: dict[str, TimingRecord] = {}
             for report in reports:
-                self._fold(report, worker, open_records, records)
+                self._fold(report, worker, open_records, records, self._known_markers)
             records.extend(open_records.values())
         return records
 
