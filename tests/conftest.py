@@ -21,6 +21,15 @@ OUTER_VARIABLES = (
     "TESTFLEET_REPORT",
     "TESTFLEET_SEEDS",
     "GITHUB_STEP_SUMMARY",
+    # Set by xdist in the outer run's workers: an inner run is no worker of it.
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "TESTFLEET_LOCK_DIR",
+    # An outer TESTFLEET_NEO4J=local would add a service to every inner run. NEO4J_URI
+    # and friends stay: the Neo4j tests use an outer server when one is given.
+    "TESTFLEET_NEO4J",
+    "TESTFLEET_NEO4J_STRATEGY",
 )
 
 

