@@ -168,13 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "report":
-            return _report(args)
-        if args.command == "merge":
-            return _merge(args)
-        if args.command == "run":
-            return _run(args)
-        return _randomized(args)
+        return int(args.handler(args))
     except report.ReportError as exc:
         return _error(str(exc))
     except ValueError as exc:
