@@ -151,7 +151,29 @@ def build_parser() -> argparse.ArgumentParser:
     randomized.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments"
     )
+    show.set_defaults(handler=_report)
+    merge.set_defaults(handler=_merge)
+    run.set_defaults(handler=_run)
+    randomized.set_defaults(handler=_randomized)
+    _add_bisect(commands)
+    _add_classify(commands)
+    _add_audit(commands)
     return parser
+
+
+# Each diagnosis command adds its subparser here and sets `handler` to its function.
+
+
+def _add_bisect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet bisect`: order-dependence bisection."""
+
+
+def _add_classify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet classify`: parallel-only, flaky and order-dependent failures."""
+
+
+def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet audit`: static isolation audit."""
 
 
 def _pytest_args(args: Sequence[str]) -> list[str]:
