@@ -129,3 +129,15 @@ def test_no_git_commit_outside_a_repository(
 
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit(tmp_path) is None
+
+
+def test_appending_a_section_keeps_what_was_there(tmp_path: Path) -> None:
+    from testfleet.timing import append_text_atomic
+
+    summary = tmp_path / "summary.md"
+    append_text_atomic(summary, "## one\n")
+    append_text_atomic(summary, "## two\n")
+    summary.write_text(summary.read_text() + "no newline")
+    append_text_atomic(summary, "## three\n")
+    assert summary.read_text() == "## one\n## two\nno newline\n## three\n"
+    assert leftovers(tmp_path) == []

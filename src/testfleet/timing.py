@@ -206,6 +206,21 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def append_text_atomic(path: Path, text: str) -> None:
+    """Add ``text`` at the end of ``path`` (created if missing), replacing it in one rename.
+
+    For sections of a summary that several commands write in turn: a reader never sees
+    half a section, and a failure leaves the file as it was.
+    """
+    try:
+        before = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        before = ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    write_text_atomic(path, before + text)
+
+
 def git_commit(cwd: Path) -> str | None:
     """The checked-out commit of the repository at ``cwd``, or None when unknown."""
     # Reading .git directly costs far less than starting git; anything unusual
