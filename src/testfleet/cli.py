@@ -148,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("reports/randomized"),
         help="where the per-seed timing reports go (default reports/randomized)",
     )
+    # Failing seeds are diagnosed with the bisection of `testfleet bisect`.
+    _bisect_options(randomized)
+    randomized.add_argument(
+        "--no-bisect",
+        dest="bisect",
+        action="store_false",
+        help="do not diagnose the failing tests of failing seeds",
+    )
+    randomized.add_argument(
+        "--order-report",
+        type=Path,
+        default=Path(runner.ORDER_REPORT),
+        help="where the diagnoses go (default %(default)s; markdown beside it, .md)",
+    )
+    randomized.add_argument(
+        "--summary", type=Path, help="append the markdown section to this file, atomically"
+    )
     randomized.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments"
     )
@@ -166,14 +183,271 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_bisect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`testfleet bisect`: order-dependence bisection."""
+    from testfleet.diagnose import bisect
+
+    parser = commands.add_parser(
+        "bisect",
+        help="find the earlier tests that make a test fail (or that it needs to pass)",
+        description="Runs the failing test alone and after parts of the tests that ran before "
+        "it, several pytest processes at once, down to the smallest cause, and prints ONE "
+        "command that reproduces the failure with just those tests. Exit 0 when no order "
+        "dependence was found, 1 on a finding (a polluter, a test it needs, a failure alone, "
+        "an ambiguous or flaky result), 2 on a usage error or a test that is not collected "
+        "any more. Arguments after -- go to pytest (options only: the node ids are added).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--report",
+        type=Path,
+        help="timing report of the failing run: its tests' start times give the order",
+    )
+    source.add_argument(
+        "--order-file", type=Path, help="node ids in the order they ran, one per line"
+    )
+    parser.add_argument(
+        "--test",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="the test to diagnose (repeatable); default: every failed test of --report",
+    )
+    _bisect_options(parser)
+    parser.add_argument(
+        "--timeout",
+        type=_non_negative_float,
+        default=0.0,
+        help="seconds one pytest run may take, then it counts as failing (default 0: no limit)",
+    )
+    parser.add_argument(
+        "--json", type=Path, help=f"also write the results ({bisect.SCHEMA}) here, atomically"
+    )
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest options")
+    parser.set_defaults(handler=_bisect)
+
+
+def _bisect_options(parser: argparse.ArgumentParser) -> None:
+    from testfleet.diagnose import bisect
+
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=bisect.default_jobs(),
+        help="pytest runs at once (default %(default)s: the CPUs, at most 4); 1 when the "
+        "tests share files or databases between processes",
+    )
+    parser.add_argument(
+        "--max-tests",
+        type=_positive_int,
+        default=bisect.DEFAULT_MAX_TESTS,
+        help="the most tests a cause may need before it is called ambiguous (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-victims",
+        type=_positive_int,
+        default=bisect.DEFAULT_MAX_VICTIMS,
+        help="failing tests to diagnose at most (default %(default)s)",
+    )
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from testfleet.diagnose import bisect
+
+    pytest_args = _pytest_args(args.pytest_args)
+    if args.report is not None:
+        data = report.load(args.report)
+        order = bisect.order_from_report(data)
+        victims = list(args.test) or bisect.failed_in_report(data)
+        if not victims:
+            print(f"testfleet bisect: no test failed in {args.report}: nothing to diagnose")
+            return EXIT_OK
+    else:
+        order = bisect.read_order_file(args.order_file)
+        victims = list(args.test)
+        if not victims:
+            return _error("--order-file needs the failing test: add --test NODEID")
+    for victim in victims:
+        if victim not in order:
+            # Before any run: a typo should cost nothing.
+            return _error(
+                f"{victim} is not among the {len(order)} tests of "
+                f"{args.report or args.order_file}: give its node id as listed there"
+            )
+    left_out = victims[args.max_victims :]
+    results = []
+    for victim in victims[: args.max_victims]:
+        result = bisect.diagnose(
+            order,
+            victim,
+            pytest_args,
+            jobs=args.jobs,
+            max_tests=args.max_tests,
+            timeout=args.timeout or None,
+        )
+        sys.stdout.write(result.render())
+        results.append(result)
+    if left_out:
+        print(f"testfleet bisect: not diagnosed (--max-victims {args.max_victims}): {left_out}")
+    if args.json is not None:
+        write_json_atomic(args.json, bisect.document(results, not_diagnosed=left_out))
+    return bisect.exit_status(results)
+
+
+def _randomized(args: argparse.Namespace) -> int:
+    seeds = runner.seeds_to_run(args.seeds, args.seed)
+    return runner.run_randomized(
+        seeds,
+        _pytest_args(args.pytest_args),
+        args.report_dir,
+        bisect=args.bisect,
+        order_report=args.order_report,
+        summary=args.summary,
+        jobs=args.jobs,
+        max_tests=args.max_tests,
+        max_victims=args.max_victims,
+    )
 
 
 def _add_classify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`testfleet classify`: parallel-only, flaky and order-dependent failures."""
+    parser = commands.add_parser(
+        "classify",
+        help="rerun a run's failed tests: failure, parallel-only, flaky or order-dependent",
+        description="Runs each failed test of the run again, serially after the tests that "
+        "ran before it on its worker and alone, --runs times each, and classifies it. Adds "
+        "the reruns to REPORT as attempts 2, 3, ... and writes --output. Exit 0 when every "
+        "failed test is flaky and the flaky tests are at most --threshold per cent of the "
+        "tests, 1 otherwise, 2 on a usage or report error, 5 when no test failed. "
+        "Arguments after -- go to pytest (options only: the node ids are added).",
+    )
+    parser.add_argument("report", type=Path, help="timing report of the run (testfleet run)")
+    _classify_options(parser)
+    # REMAINDER after a positional also takes the options that follow REPORT: _classify
+    # parses those itself, up to the `--`.
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- then pytest options")
+    parser.set_defaults(handler=_classify)
+
+
+def _classify_options(parser: argparse.ArgumentParser) -> None:
+    from testfleet.diagnose import classify
+
+    def threshold(text: str) -> float:
+        try:
+            return classify.parse_threshold(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=None,
+        help=f"reruns in each mode (default ${classify.RUNS_ENV}, else {classify.DEFAULT_RUNS})",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=threshold,
+        default=None,
+        help="flaky tests, in per cent of the run's tests, above which the run fails "
+        f"(default ${classify.THRESHOLD_ENV}, else {classify.DEFAULT_THRESHOLD:g})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=classify.DEFAULT_OUTPUT,
+        help="classification JSON (default %(default)s)",
+    )
+    parser.add_argument("--summary", type=Path, help="append a markdown section to this file")
+    parser.add_argument(
+        "--step-summary",
+        action="store_true",
+        help=f"also append it to the file named by ${STEP_SUMMARY_ENV}, when that is set",
+    )
+    parser.add_argument("--run-id", help="refuse a report whose run id differs (a stale report)")
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from testfleet.diagnose import classify
+
+    rest = list(args.rest)
+    cut = rest.index("--") if "--" in rest else len(rest)
+    if rest[:cut]:
+        options = argparse.ArgumentParser(prog="testfleet classify REPORT")
+        _classify_options(options)
+        options.parse_args(rest[:cut], namespace=args)
+    runs = args.runs if args.runs is not None else classify.runs_from_env()
+    limit = args.threshold if args.threshold is not None else classify.threshold_from_env()
+    try:
+        result = classify.classify(
+            args.report, rest[cut + 1 :], runs, limit, output=args.output, run_id=args.run_id
+        )
+    except classify.RerunError as exc:
+        return _error(str(exc))
+    summary_file = os.environ.get(STEP_SUMMARY_ENV, "").strip()
+    targets = [args.summary, Path(summary_file) if args.step_summary and summary_file else None]
+    for target in targets:
+        if target is not None:
+            classify.append_summary(result, target)
+    return result.exit_status
 
 
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`testfleet audit`: static isolation audit."""
+    # Imported here, like the handler's: the audit's modules load only for this command.
+    from testfleet.diagnose import audit, audit_rules
+
+    parser = commands.add_parser(
+        "audit",
+        help="find isolation hazards in test code without running it",
+        description="Reads the Python files under PATH (AST, nothing is imported or run) "
+        "and lists what breaks parallel runs: shared paths and ports, shared state, fixed "
+        "names, sleeps, pattern cleanups, data read but not created. Silence a line with "
+        "'# testfleet: ignore[TF101]' (or a bare '# testfleet: ignore'). Exit 0 clean, "
+        "1 findings at or above --fail-on, 2 an unknown path or a file that does not parse "
+        "(the other files are still audited and reported).",
+    )
+    parser.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="files or directories")
+    parser.add_argument(
+        "--format", choices=audit.FORMATS, default="text", help="output format (default text)"
+    )
+    parser.add_argument(
+        "--output", "-o", type=Path, help="write to this file (atomically) instead of stdout"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=audit_rules.SEVERITIES,
+        default=audit_rules.LOW,
+        help="exit 1 when a finding has this severity or higher (default low: any finding)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip paths matching this glob, relative to --root (repeatable), e.g. tests/material",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="show paths relative to this directory (default: the current one)",
+    )
+    parser.set_defaults(handler=_audit)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from testfleet.diagnose import audit
+
+    result = audit.audit_paths(args.paths, args.root, args.exclude)
+    text = audit.render(result, args.format)
+    if args.output is not None:
+        write_text_atomic(args.output, text)
+        print(f"testfleet: audit: {audit.summary(result)}; written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    if result.errors:
+        # The findings above are incomplete: a file that does not parse was not audited.
+        problems = "; ".join(result.errors)
+        return _error(f"{len(result.errors)} file(s) could not be audited: {problems}")
+    return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
 
 
 def _pytest_args(args: Sequence[str]) -> list[str]:
@@ -239,11 +513,6 @@ def _run(args: argparse.Namespace) -> int:
     count = args.workers if args.workers is not None else workers.workers_from_env()
     path = args.report or Path(os.environ.get(REPORT_ENV, "").strip() or DEFAULT_REPORT)
     return runner.run_phases(count, _pytest_args(args.pytest_args), path, dist=args.dist)
-
-
-def _randomized(args: argparse.Namespace) -> int:
-    seeds = runner.seeds_to_run(args.seeds, args.seed)
-    return runner.run_randomized(seeds, _pytest_args(args.pytest_args), args.report_dir)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,11 @@ class Pool:
         while True:
             try:
                 fd = open_lock_file(path, self.shared)
+            except FileNotFoundError:
+                # remove_unused() in another process took the directory away after we
+                # made it: make it again and retry.
+                make_lock_dir(self.directory, self.shared)
+                continue
             except PermissionError as exc:
                 raise PoolError(
                     f"pool {self.name!r}: cannot open {path} ({exc.strerror}): point "

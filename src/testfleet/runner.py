@@ -16,10 +16,12 @@ from typing import Any
 
 from testfleet import report as reports
 from testfleet import workers as workers_mod
-from testfleet.timing import write_json_atomic
+from testfleet.timing import append_text_atomic, write_json_atomic, write_text_atomic
 
 SEEDS_ENV = "TESTFLEET_SEEDS"
 DEFAULT_SEEDS = 3
+#: Where `testfleet randomized` writes the diagnoses of its failing seeds.
+ORDER_REPORT = Path("reports/order-dependence.json")
 #: pytest exit statuses that make a later phase pointless: interrupted, internal or usage error.
 FATAL_EXITS = (2, 3, 4)
 
@@ -160,9 +162,24 @@ def seed_args(seed: int, report: Path, pytest_args: Sequence[str]) -> list[str]:
 
 
 def run_randomized(
-    seeds: Sequence[int], pytest_args: Sequence[str], report_dir: Path, echo: Echo = print
+    seeds: Sequence[int],
+    pytest_args: Sequence[str],
+    report_dir: Path,
+    echo: Echo = print,
+    *,
+    bisect: bool = True,
+    order_report: Path = ORDER_REPORT,
+    summary: Path | None = None,
+    jobs: int | None = None,
+    max_tests: int | None = None,
+    max_victims: int | None = None,
 ) -> int:
-    """Run the suite once per seed in random order; 1 when any seed failed."""
+    """Run the suite once per seed in random order; 1 when any seed failed.
+
+    With ``bisect``, the tests that failed are then diagnosed (`testfleet bisect`) and the
+    results written to ``order_report``, its markdown beside it and, with ``summary``,
+    appended to that file.
+    """
     if importlib.util.find_spec("pytest_randomly") is None:
         echo("testfleet: pytest-randomly is not installed: pip install pytest-randomly")
         return 2
@@ -191,8 +208,89 @@ def run_randomized(
             f"testfleet: seed {result['seed']} FAILED; "
             f"reproduce with: {shlex.join(result['command'])}"
         )
+    if bisect:
+        diagnose_seeds(
+            results,
+            pytest_args,
+            order_report,
+            summary,
+            echo,
+            jobs=jobs,
+            max_tests=max_tests,
+            max_victims=max_victims,
+        )
     if failed:
         return 1
     if all(r["exit_status"] == 5 for r in results):
         return 5
     return 0
+
+
+def diagnose_seeds(
+    results: Sequence[dict[str, Any]],
+    pytest_args: Sequence[str],
+    order_report: Path,
+    summary: Path | None,
+    echo: Echo,
+    *,
+    jobs: int | None = None,
+    max_tests: int | None = None,
+    max_victims: int | None = None,
+) -> None:
+    """Bisect the failed tests of the failing seeds; write the ``testfleet.order/1`` report."""
+    # Imported here: runs without failures, and `testfleet run`, never need it.
+    from testfleet.diagnose import bisect
+
+    limit = bisect.DEFAULT_MAX_VICTIMS if max_victims is None else max_victims
+    diagnoses: list[bisect.Diagnosis] = []
+    not_diagnosed: list[str] = []
+    seen: set[str] = set()
+    seeds: list[dict[str, Any]] = []
+    for result in results:
+        entry = {k: result[k] for k in ("seed", "exit_status", "report")}
+        entry["failed"] = []
+        seeds.append(entry)
+        if result["exit_status"] != 1:
+            # 0 and 5 have nothing to diagnose; 2, 3 and 4 wrote no report to read.
+            continue
+        try:
+            data = reports.load(Path(result["report"]))
+        except reports.ReportError as exc:
+            echo(f"testfleet: seed {result['seed']}: cannot diagnose: {exc}")
+            continue
+        order = bisect.order_from_report(data)
+        entry["failed"] = bisect.failed_in_report(data)
+        # A test that failed under several seeds is diagnosed once, in the first order.
+        for victim in [v for v in entry["failed"] if v not in seen]:
+            seen.add(victim)
+            if len(diagnoses) >= limit:
+                not_diagnosed.append(victim)
+                continue
+            echo(f"testfleet: seed {result['seed']}: diagnosing {victim}")
+            diagnosis = bisect.diagnose(
+                order,
+                victim,
+                pytest_args,
+                jobs=jobs or bisect.default_jobs(),
+                max_tests=max_tests or bisect.DEFAULT_MAX_TESTS,
+                echo=echo,
+            )
+            diagnosis.seed = result["seed"]
+            diagnosis.report = result["report"]
+            echo(diagnosis.render().rstrip("\n"))
+            diagnoses.append(diagnosis)
+    if not_diagnosed:
+        echo(
+            f"testfleet: {len(not_diagnosed)} more failing tests not diagnosed (at most "
+            f"{limit}): {', '.join(not_diagnosed)}"
+        )
+    data = bisect.document(diagnoses, seeds=seeds, not_diagnosed=not_diagnosed)
+    markdown = bisect.render_markdown(data)
+    write_json_atomic(order_report, data)
+    write_text_atomic(order_report.with_suffix(".md"), markdown)
+    if summary is not None:
+        append_text_atomic(summary, markdown)
+    echo(
+        f"testfleet: order dependence: {len(diagnoses)} tests diagnosed; {order_report}"
+        + (f", section appended to {summary}" if summary is not None else "")
+    )

@@ -134,6 +134,16 @@ def leak_message(nodeid: str, strategy: Strategy, labels: Sequence[Sequence[str]
     )
 
 
+def group_pool(uri: str, lock_dir: Path | None) -> pools.Pool:
+    """The `group` lock of the server at ``uri``: one slot, in ``lock_dir`` or machine-wide.
+
+    Machine-wide by default, so that two runs that share a server do not wipe it under
+    each other either; named after the URI, so that runs on different servers do not wait.
+    """
+    digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:16]
+    return pools.Pool(f"neo4j-group-{digest}", 1, lock_dir=lock_dir, timeout=GROUP_LOCK_TIMEOUT)
+
+
 @dataclass
 class Neo4jIsolation:
     """One test's share of the server: the session (or transaction) to use and its names."""
@@ -173,6 +183,7 @@ class WorkerIsolation:
     lock_dir: Path | None = None
     database: str | None = None
     _created_database: bool = False
+    _used_group: bool = False
     _node_key: str = "id"
 
     def prepare(self) -> None:
@@ -216,7 +227,12 @@ class WorkerIsolation:
         return "elementId"
 
     def close(self) -> None:
-        """Drop this worker's database, if it made one."""
+        """Drop this worker's database, if it made one; remove the free `group` lock file."""
+        if self._used_group:
+            self._used_group = False
+            # Its name follows the URI, and a server on a new port each run would leave
+            # one directory per run. Another holder keeps its file; the next one remakes it.
+            group_pool(self.connection.uri, self.lock_dir).remove_unused()
         if self._created_database and self.database is not None:
             self._created_database = False
             run_query(self.driver, f"DROP DATABASE `{self.database}` IF EXISTS", "system")
@@ -236,14 +252,11 @@ class WorkerIsolation:
         return {str(record["key"]): list(record["labels"]) for record in records}
 
     def _acquire_group(self, nodeid: str) -> pools.Lease:
-        # One lock per server, machine-wide by default: two runs that share a server must
-        # not wipe it under each other either.
-        digest = hashlib.sha256(self.connection.uri.encode("utf-8")).hexdigest()[:16]
-        pool = pools.Pool(
-            f"neo4j-group-{digest}", 1, lock_dir=self.lock_dir, timeout=GROUP_LOCK_TIMEOUT
-        )
+        self._used_group = True
         try:
-            return pool.acquire({**self.holder, "test": nodeid})
+            return group_pool(self.connection.uri, self.lock_dir).acquire(
+                {**self.holder, "test": nodeid}
+            )
         except pools.PoolTimeout as exc:
             raise StrategyUnsupported(
                 f"{nodeid} waited {GROUP_LOCK_TIMEOUT:g} s for the other Neo4j tests on "

@@ -1,0 +1,39 @@
+# ruff: noqa
+"""TF102: the working directory as scratch space, and look-alikes that are fine."""
+
+import os
+import sqlite3
+from pathlib import Path
+
+
+def test_writes_a_relative_file():
+    with open("out.json", "w") as out:  # TF102
+        out.write("{}")
+
+
+def test_keeps_a_database_file():
+    sqlite3.connect("app.db")  # TF102
+
+
+def test_changes_directory(tmp_path):
+    os.chdir(tmp_path)  # TF102
+
+
+def test_asks_for_the_working_directory():
+    assert Path.cwd().exists()  # TF102
+
+
+def test_writes_through_path():
+    Path("result.txt").write_text("x")  # TF102
+
+
+def test_reads_a_relative_file():
+    assert open("pyproject.toml").read()
+
+
+def test_changes_directory_for_this_test_only(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+
+
+def test_uses_an_in_memory_database():
+    sqlite3.connect(":memory:")

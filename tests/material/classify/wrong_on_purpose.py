@@ -1,0 +1,85 @@
+"""A suite that is wrong on purpose, for `testfleet classify` (tests/test_classify.py).
+
+Copied into a scratch directory as ``test_wrong_on_purpose.py`` and run with
+``testfleet run --workers 2``: its name keeps the outer pytest from collecting it here.
+With ``--dist loadgroup`` each ``xdist_group`` goes to a worker of its own, so the
+shared-file race below always happens, on two workers, and never in a serial run.
+
+- ``test_reads_back_the_shared_file``: parallel-only (a shared file)
+- ``test_sees_a_clean_environment``: order-dependent (``test_pollutes_the_environment``
+  runs before it on its worker)
+- ``test_is_flaky``: flaky, with a probability seeded by how often it ran
+- ``test_always_fails``: a plain failure
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+SHARED = HERE / "shared.txt"
+WROTE = HERE / "reader-wrote"
+OVERWRITTEN = HERE / "writer-wrote"
+COUNTER = HERE / "flaky-runs"
+#: Seeds 0.. of this salt give the outcomes the test expects (see test_is_flaky).
+FLAKY_SALT = "classify"
+
+
+def wait_for(path: Path) -> None:
+    # Only under xdist: the wait turns the race of two workers into a certainty, and a
+    # serial run (where the other test is not running) must not pay for it.
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+
+
+@pytest.mark.xdist_group("reader")
+def test_reads_back_the_shared_file() -> None:
+    SHARED.write_text("reader")
+    WROTE.touch()
+    wait_for(OVERWRITTEN)
+    assert SHARED.read_text() == "reader"
+
+
+@pytest.mark.xdist_group("writer")
+def test_overwrites_the_shared_file() -> None:
+    wait_for(WROTE)
+    SHARED.write_text("writer")
+    OVERWRITTEN.touch()
+
+
+@pytest.mark.xdist_group("writer")
+def test_pollutes_the_environment() -> None:
+    os.environ["CLASSIFY_POLLUTED"] = "1"
+
+
+@pytest.mark.xdist_group("writer")
+def test_sees_a_clean_environment() -> None:
+    assert "CLASSIFY_POLLUTED" not in os.environ
+
+
+@pytest.mark.xdist_group("writer")
+def test_is_flaky() -> None:
+    # The n-th run of this test fails with probability 1/2, seeded by n: random-looking,
+    # yet the same outcomes in every run of the suite.
+    runs = int(COUNTER.read_text()) if COUNTER.exists() else 0
+    COUNTER.write_text(str(runs + 1))
+    assert random.Random(f"{FLAKY_SALT}{runs}").random() >= 0.5
+
+
+@pytest.mark.xdist_group("writer")
+def test_always_fails() -> None:
+    assert 1 + 1 == 3
+
+
+@pytest.mark.xdist_group("writer")
+def test_passes() -> None:
+    pass
