@@ -183,6 +183,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if item.get_closest_marker("neo4j") is None:
             item.add_marker(pytest.mark.neo4j)
+        names = getattr(item, "fixturenames", None)
+        if names is not None and "neo4j_isolation" not in names:
+            # A marked test is isolated even when it asks for no Neo4j fixture: its code
+            # may reach the server through NEO4J_URI, and `group` must still hold and wipe
+            # it. A new list: parametrized siblings share the old one. (An autouse
+            # fixture would do the same at a cost to every test of every suite.)
+            item.fixturenames = [*names, "neo4j_isolation"]  # type: ignore[attr-defined]
         if group:
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
 
@@ -298,11 +305,3 @@ def neo4j_session(neo4j_isolation: Neo4jIsolation) -> neo4j.Session | neo4j.Tran
 def neo4j_label(neo4j_isolation: Neo4jIsolation) -> str:
     """A label no other test uses; under ``namespace``, put it on every node the test makes."""
     return neo4j_isolation.label
-
-
-@pytest.fixture(autouse=True)
-def _testfleet_neo4j(request: pytest.FixtureRequest) -> None:
-    # A marked test is isolated even when it asks for no Neo4j fixture: its code may
-    # reach the server through NEO4J_URI, and `group` must still hold and wipe it.
-    if request.node.get_closest_marker("neo4j") is not None:
-        request.getfixturevalue("neo4j_isolation")
