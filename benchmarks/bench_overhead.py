@@ -124,7 +124,11 @@ def write_suite(root: Path, tests: int) -> set[str]:
 
 def clean_env() -> dict[str, str]:
     """The current environment without the variables that would steer the inner runs."""
-    return {key: value for key, value in os.environ.items() if key not in OUTER_VARIABLES}
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in OUTER_VARIABLES and not key.startswith("TESTFLEET_")
+    }
 
 
 def run_once(setup: Setup, root: Path, nodeids: set[str], env: dict[str, str]) -> float:

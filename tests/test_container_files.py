@@ -26,6 +26,7 @@ from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
 from testfleet.cli import REPORT_ENV, STEP_SUMMARY_ENV
+from testfleet.diagnose.classify import RUNS_ENV, THRESHOLD_ENV
 from testfleet.runner import SEEDS_ENV
 from testfleet.workers import WORKERS_ENV
 
@@ -546,6 +547,8 @@ def test_compose_sets_the_environment_names_testfleet_reads() -> None:
         WORKERS_ENV,
         SEEDS_ENV,
         REPORT_ENV,
+        THRESHOLD_ENV,
+        RUNS_ENV,
     }
     assert set(env) <= read_by_testfleet, set(env) - read_by_testfleet
     assert env[URI_ENV] == "bolt://neo4j:7687"
@@ -553,6 +556,8 @@ def test_compose_sets_the_environment_names_testfleet_reads() -> None:
     # Passed through from the caller's shell: the rollback and the seeds.
     assert env[WORKERS_ENV] is None
     assert env[SEEDS_ENV] is None
+    assert env[THRESHOLD_ENV] is None
+    assert env[RUNS_ENV] is None
     # The host's summary file does not exist in the container; the workflow appends it.
     assert STEP_SUMMARY_ENV not in env
     enterprise = services(ENTERPRISE)["tests"]["environment"]

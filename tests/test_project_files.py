@@ -6,6 +6,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,16 @@ def test_the_readme_gives_exactly_two_commands_for_a_fresh_machine() -> None:
     main_job, test_suite = readme_commands()
     assert main_job.endswith("&& invoke ci")
     assert test_suite.endswith("&& nox -s tests_parallel")
+    extras = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     for command in (main_job, test_suite):
         for part in command.split(" && "):
-            assert shlex.split(part)
+            words = shlex.split(part)
+            if words[:4] == ["python", "-m", "pip", "install"] and words[4:5] == ["-e"]:
+                # The extra the README installs exists.
+                assert words[5] == ".[dev]"
+                assert "dev" in extras
 
 
 def test_ci_runs_the_readme_test_command_word_for_word() -> None:
@@ -101,7 +109,8 @@ def test_every_testfleet_command_in_the_readme_names_real_options(
     }
     assert usage.startswith(f"usage: testfleet {words[1]}")
     for flag in flags:
-        assert flag in usage
+        # Whole flags only: --seed must not pass because --seeds exists.
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", usage), flag
 
 
 def test_the_committed_baseline_is_a_valid_serial_report() -> None:

@@ -76,7 +76,7 @@ def current_file(tmp_path: Path) -> Path:
         make_test("tests/test_a.py::test_fast", 0.1, "gw0"),
         make_test("tests/test_a.py::test_slow", 2.2, "gw1", markers=("slow",)),
         make_test("tests/test_b.py::test_regresses", 1.5, "gw0"),
-        make_test("tests/test_b.py::test_noise", 0.05, "gw0"),
+        make_test("tests/test_b.py::test_noise", 0.05, "gw0", outcome="failed"),
         make_test("tests/test_c.py::test_added", 0.2, "gw1"),
     ]
     path = tmp_path / "current.json"
@@ -102,6 +102,9 @@ def test_json_report_gives_speedup_slower_added_and_removed(
     assert base["slower"][0]["ratio"] == 3.0
     assert base["added"] == ["tests/test_c.py::test_added"]
     assert base["removed"] == ["tests/test_b.py::test_removed"]
+    assert base["changed"] == [
+        {"nodeid": "tests/test_b.py::test_noise", "baseline": "passed", "current": "failed"}
+    ]
     assert analysis["duration_sum"] == pytest.approx(4.05)
     assert analysis["concurrency"] == pytest.approx(2.025, abs=1e-3)
     assert analysis["parallel_efficiency"] == pytest.approx(1.012, abs=1e-3)
@@ -152,7 +155,7 @@ def test_text_report_lists_the_slowest_tests_first(
 ) -> None:
     assert main(["report", str(current_file), "--top", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "5 tests: 5 passed"
+    assert out[0] == "5 tests: 4 passed, 1 failed"
     assert out[1] == "run r2: parallel, 2 worker(s), dist load"
     start = out.index("slowest 2:")
     assert "tests/test_a.py::test_slow" in out[start + 1]
@@ -191,6 +194,7 @@ def test_markdown_report_has_tables_for_a_ci_summary(
     assert "| seconds | outcome | worker | test |" in text
     assert "Speedup of the whole run: **x1.5**" in text
     assert "| 0.500 | 1.500 | 3.0 | `tests/test_b.py::test_regresses` |" in text
+    assert "| passed | failed | `tests/test_b.py::test_noise` |" in text
     assert step_summary.read_text() == "# earlier step\n" + text
 
 
@@ -350,3 +354,14 @@ def test_phase_exit_statuses_combine_like_one_pytest_run(
     from testfleet.report import combine_exit_statuses
 
     assert combine_exit_statuses(statuses) == combined
+
+
+def test_an_output_path_that_is_a_directory_exits_2_with_one_line(
+    current_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(current_file), "--output", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("testfleet: error: ")
+    assert str(tmp_path) in lines[0]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -195,3 +195,27 @@ def test_randomized_seed_count_comes_from_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("TESTFLEET_SEEDS", "lots")
     with pytest.raises(ValueError, match="TESTFLEET_SEEDS='lots' is not a whole number"):
         runner.seeds_to_run(None, [])
+
+
+def test_a_run_whose_pytest_wrote_no_report_does_not_pass_off_the_old_one(
+    pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    (pytester.path / "r.json").write_text("old\n")
+    code = main(["run", "--workers", "1", "--report", "r.json", "--", "--collect-only"])
+    assert code == 1
+    out = capfd.readouterr().out
+    assert "no timing report from serial" in out
+    assert "written to" not in out
+    assert (pytester.path / "r.json").read_text() == "old\n"
+
+
+def test_randomized_passes_on_pytest_refusing_its_arguments_without_bisecting(
+    pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    code = main(["randomized", "--seed", "1", "--seed", "2", "--", "--no-such-option"])
+    assert code == 4
+    out = capfd.readouterr().out
+    assert "seed 1 ended with exit status 4; later seeds skipped" in out
+    assert "FAILED; reproduce" not in out

@@ -242,6 +242,13 @@ def compare(
                 }
             )
     slower.sort(key=lambda row: row["current"] - row["baseline"], reverse=True)
+    outcomes_now = _outcomes_by_id(report)
+    outcomes_before = _outcomes_by_id(baseline)
+    changed = [
+        {"nodeid": nodeid, "baseline": outcomes_before[nodeid], "current": outcomes_now[nodeid]}
+        for nodeid in sorted(outcomes_now.keys() & outcomes_before.keys())
+        if outcomes_now[nodeid] != outcomes_before[nodeid]
+    ]
     return {
         "wall_seconds": round(wall_before, 6),
         "speedup": round(wall_before / wall_now, 3) if wall_now > 0 else None,
@@ -249,9 +256,18 @@ def compare(
         "workers": baseline["run"].get("workers"),
         "thresholds": {"ratio": thresholds.ratio, "seconds": thresholds.seconds},
         "slower": slower,
+        "changed": changed,
         "added": sorted(now.keys() - before.keys()),
         "removed": sorted(before.keys() - now.keys()),
     }
+
+
+def _outcomes_by_id(report: Mapping[str, Any]) -> dict[str, str]:
+    # The first attempt is the run's own result; later ones are reruns.
+    outcomes: dict[str, str] = {}
+    for test in report["tests"]:
+        outcomes.setdefault(test["nodeid"], test["outcome"])
+    return outcomes
 
 
 def _durations_by_id(report: Mapping[str, Any]) -> dict[str, float]:
@@ -298,8 +314,8 @@ def _headline(analysis: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"baseline: {base['mode']} on {base['workers']} worker(s) in "
             f"{_seconds(base['wall_seconds'])}; speedup x{base['speedup']}; "
-            f"{len(base['slower'])} slower, {len(base['added'])} added, "
-            f"{len(base['removed'])} removed"
+            f"{len(base['slower'])} slower, {len(base['changed'])} changed outcome, "
+            f"{len(base['added'])} added, {len(base['removed'])} removed"
         )
     return lines
 
@@ -343,6 +359,8 @@ def _text(analysis: Mapping[str, Any]) -> str:
             f"  {_seconds(s['baseline'])} -> {_seconds(s['current'])}  {s['nodeid']}"
             for s in base["slower"]
         ]
+        out.append(f"changed outcome: {len(base['changed'])}")
+        out += [f"  {c['baseline']} -> {c['current']}  {c['nodeid']}" for c in base["changed"]]
         out.append(f"added: {len(base['added'])}")
         out += [f"  {nodeid}" for nodeid in base["added"]]
         out.append(f"removed: {len(base['removed'])}")
@@ -411,6 +429,12 @@ def _markdown(analysis: Mapping[str, Any]) -> str:
                     [f"{s['baseline']:.3f}", f"{s['current']:.3f}", s["ratio"], f"`{s['nodeid']}`"]
                     for s in base["slower"]
                 ],
+            )
+        if base["changed"]:
+            out += ["", f"Tests whose outcome changed: {len(base['changed'])}", ""]
+            out += _table(
+                ["baseline", "current", "test"],
+                [[c["baseline"], c["current"], f"`{c['nodeid']}`"] for c in base["changed"]],
             )
         out += ["", f"Added tests: {len(base['added'])}; removed tests: {len(base['removed'])}."]
         for title, ids in (("Added", base["added"]), ("Removed", base["removed"])):

@@ -45,12 +45,9 @@ def plan_phases(
     """The pytest runs that make one run on ``workers`` workers, `serial` tests last and alone."""
     if workers == 1:
         # The rollback: no xdist at all, every test in one process in collection order.
+        only = scratch / "serial.json"
         return [
-            Phase(
-                "serial",
-                ["-p", "no:xdist", "--testfleet-report", str(report), *pytest_args],
-                report,
-            )
+            Phase("serial", ["-p", "no:xdist", "--testfleet-report", str(only), *pytest_args], only)
         ]
     parallel = scratch / "parallel.json"
     serial = scratch / "serial.json"
@@ -107,11 +104,18 @@ def run_phases(
                     "later phases skipped"
                 )
                 return status
-        if len(phases) > 1:
-            loaded = [reports.load(phase.report) for phase in phases]
-            merged = reports.merge(loaded, [phase.name for phase in phases])
-            write_json_atomic(report, merged)
-    final = reports.load(report)
+        # Every phase wrote to the scratch directory: a phase that wrote nothing cannot
+        # pass off the report of an earlier run as this one's.
+        missing = [phase.name for phase in phases if not phase.report.exists()]
+        if missing:
+            echo(
+                f"testfleet: no timing report from {', '.join(missing)} (was the testfleet "
+                f"plugin disabled, or only collecting?); {report} is left as it was"
+            )
+            return reports.combine_exit_statuses(statuses) or 1
+        loaded = [reports.load(phase.report) for phase in phases]
+        final = loaded[0] if len(loaded) == 1 else reports.merge(loaded, [p.name for p in phases])
+        write_json_atomic(report, final)
     echo(f"testfleet: timing report of {final['summary']['tests']} tests written to {report}")
     echo(closing_line(final["summary"]["outcomes"]))
     return reports.combine_exit_statuses(statuses)
@@ -181,7 +185,10 @@ def run_randomized(
     appended to that file.
     """
     if importlib.util.find_spec("pytest_randomly") is None:
-        echo("testfleet: pytest-randomly is not installed: pip install pytest-randomly")
+        print(
+            "testfleet: error: pytest-randomly is not installed: pip install pytest-randomly",
+            file=sys.stderr,
+        )
         return 2
     report_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
@@ -197,7 +204,8 @@ def run_randomized(
         if status in (2, 3, 4):
             echo(f"testfleet: seed {seed} ended with exit status {status}; later seeds skipped")
             break
-    failed = [r for r in results if r["exit_status"] not in (0, 5)]
+    fatal = [int(r["exit_status"]) for r in results if r["exit_status"] in FATAL_EXITS]
+    failed = [r for r in results if r["exit_status"] == 1]
     write_json_atomic(report_dir / "seeds.json", {"seeds": results})
     echo(
         "testfleet: seeds run: "
@@ -208,6 +216,9 @@ def run_randomized(
             f"testfleet: seed {result['seed']} FAILED; "
             f"reproduce with: {shlex.join(result['command'])}"
         )
+    if fatal:
+        # Not a test result: an interrupted run, or pytest refused its arguments.
+        return fatal[0]
     if bisect:
         diagnose_seeds(
             results,

@@ -11,6 +11,7 @@ import fnmatch
 import io
 import json
 import re
+import shlex
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -191,7 +192,7 @@ def command_line(result: AuditResult, output_format: str) -> str:
     for pattern in result.excludes:
         words += ["--exclude", pattern]
     words += ["--format", output_format]
-    return " ".join(words)
+    return shlex.join(words)
 
 
 def summary(result: AuditResult) -> str:

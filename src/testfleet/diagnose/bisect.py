@@ -137,6 +137,8 @@ def read_order_file(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file (expected one node id per line)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from None
     lines = (line.strip() for line in text.splitlines())
     return _unique(line for line in lines if line and not line.startswith("#"))
 
