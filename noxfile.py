@@ -25,45 +25,28 @@ def install(session: nox.Session, *args: str) -> None:
     session.install(*args)
 
 
+def testfleet(session: nox.Session, *args: str) -> None:
+    """`testfleet ARGS` under coverage, in the session's environment with the suite installed."""
+    install(session, "-e", ".[test]")
+    session.run("coverage", "run", "-m", "testfleet", *args)
+
+
 @nox.session(python=PYTHON, default=False)
 def tests(session: nox.Session) -> None:
     """Run the suite serially, in a fixed order, without xdist; timing in $TESTFLEET_REPORT."""
-    install(session, "-e", ".[test]")
-    session.run(
-        "coverage",
-        "run",
-        "-m",
-        "testfleet",
-        "run",
-        "--workers",
-        "1",
-        "--",
-        *FIXED_ORDER,
-        *session.posargs,
-    )
+    testfleet(session, "run", "--workers", "1", "--", *FIXED_ORDER, *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def tests_parallel(session: nox.Session) -> None:
     """Run the suite on $PYTEST_WORKERS workers (default auto), then `serial` tests alone."""
-    install(session, "-e", ".[test]")
-    session.run(
-        "coverage",
-        "run",
-        "-m",
-        "testfleet",
-        "run",
-        "--",
-        *FIXED_ORDER,
-        *session.posargs,
-    )
+    testfleet(session, "run", "--", *FIXED_ORDER, *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
 def randomized(session: nox.Session) -> None:
     """Run the suite in random order with $TESTFLEET_SEEDS seeds (default 3); -- --seeds N."""
-    install(session, "-e", ".[test]")
-    session.run("coverage", "run", "-m", "testfleet", "randomized", *session.posargs)
+    testfleet(session, "randomized", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

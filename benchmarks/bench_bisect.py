@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchenv import clean_env
+
 from testfleet.timing import write_json_atomic
 
 DEFAULT_ROUNDS = 3
@@ -30,17 +32,6 @@ JSON_SCHEMA = "testfleet.bench-bisect/1"
 VICTIM = "test_zz_victim.py::test_state_is_clean"
 #: What the `detect-test-pollution` script runs.
 DTP_MAIN = "from detect_test_pollution import main; raise SystemExit(main())"
-# Variables that change what an inner pytest run does; the outer shell may set them.
-OUTER_VARIABLES = (
-    "PYTEST_ADDOPTS",
-    "PYTEST_PLUGINS",
-    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
-    "PYTEST_WORKERS",
-    "PYTEST_XDIST_AUTO_NUM_WORKERS",
-    "TESTFLEET_RUN_ID",
-    "TESTFLEET_REPORT",
-    "TESTFLEET_SEEDS",
-)
 
 
 class BenchmarkError(Exception):
@@ -162,11 +153,6 @@ def write_suite(root: Path, size: int) -> Suite:
     order_file = root / "order.txt"
     order_file.write_text("\n".join(order) + "\n", encoding="utf-8")
     return Suite(size, root, order_file, polluter)
-
-
-def clean_env() -> dict[str, str]:
-    """This process's environment without the variables that steer an inner pytest run."""
-    return {key: value for key, value in os.environ.items() if key not in OUTER_VARIABLES}
 
 
 def tail(text: str, lines: int = 30) -> str:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchenv import clean_env
+
 from testfleet.timing import write_json_atomic
 
 #: The most wall time ``--testfleet-report`` may add, in percent of a run without it.
@@ -32,17 +34,6 @@ JSON_SCHEMA = "testfleet.bench-overhead/1"
 # Every run: no cache (it would be written by one run and read by the next) and no
 # random order (pytest-randomly would reseed and reorder each run differently).
 COMMON_ARGS = ("-q", "-p", "no:cacheprovider", "-p", "no:randomly")
-# Variables that change what an inner pytest run does; the outer shell may set them.
-OUTER_VARIABLES = (
-    "PYTEST_ADDOPTS",
-    "PYTEST_PLUGINS",
-    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
-    "PYTEST_WORKERS",
-    "PYTEST_XDIST_AUTO_NUM_WORKERS",
-    "TESTFLEET_RUN_ID",
-    "TESTFLEET_REPORT",
-    "TESTFLEET_SEEDS",
-)
 
 
 class BenchmarkError(Exception):
@@ -120,15 +111,6 @@ def write_suite(root: Path, tests: int) -> set[str]:
         nodeids.update(f"{name}::test_param[{value}]" for value in range(params))
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return nodeids
-
-
-def clean_env() -> dict[str, str]:
-    """The current environment without the variables that would steer the inner runs."""
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if key not in OUTER_VARIABLES and not key.startswith("TESTFLEET_")
-    }
 
 
 def run_once(setup: Setup, root: Path, nodeids: set[str], env: dict[str, str]) -> float:
