@@ -368,9 +368,26 @@ def test_a_stale_report_or_a_bad_option_is_a_usage_error(
     assert "TESTFLEET_CLASSIFY_RUNS='0': use 1 or more runs" in capsys.readouterr().err
 
 
-def test_options_may_follow_the_report_and_pytest_options_follow_the_dashes() -> None:
+def test_options_may_follow_the_report_and_pytest_options_follow_the_dashes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     args = build_parser().parse_args(["classify", REPORT, "--runs", "4", "--", "-p", "no:x"])
     assert (args.report, args.rest) == (Path(REPORT), ["--runs", "4", "--", "-p", "no:x"])
+    seen: dict[str, Any] = {}
+
+    class Done:
+        exit_status = 0
+
+    def fake(report: Path, pytest_args: list[str], runs: int, limit: float, **kw: Any) -> Done:
+        seen.update(report=report, pytest_args=list(pytest_args), runs=runs, limit=limit, **kw)
+        return Done()
+
+    monkeypatch.setattr(classify, "classify", fake)
+    code = main(["classify", REPORT, "--runs", "4", "--threshold", "7", "--", "-p", "no:x"])
+    assert code == 0
+    # The options after REPORT reached the classification; only what follows -- is pytest's.
+    assert (seen["report"], seen["runs"], seen["limit"]) == (Path(REPORT), 4, 7.0)
+    assert seen["pytest_args"] == ["-p", "no:x"]
 
 
 # -- the ci task ------------------------------------------------------------------------
