@@ -481,12 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    current = report.load(args.path)
-    if args.run_id is not None and current["run"].get("id") != args.run_id:
-        raise report.ReportError(
-            f"{args.path} is from run {current['run'].get('id')!r}, not from run {args.run_id!r}: "
-            "that run did not write its report; read its output above"
-        )
+    current = report.load(args.path, run_id=args.run_id)
     baseline = report.load(args.baseline) if args.baseline is not None else None
     thresholds = report.Thresholds(ratio=args.slower_ratio, seconds=args.slower_seconds)
     analysis = report.analyze(current, baseline, top=args.top, thresholds=thresholds)

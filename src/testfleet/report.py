@@ -18,8 +18,11 @@ class ReportError(Exception):
     """A report that cannot be used; the message says which file and why."""
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read and check a timing report, or raise :class:`ReportError` saying what is wrong."""
+def load(path: Path, run_id: str | None = None) -> dict[str, Any]:
+    """Read and check a timing report, or raise :class:`ReportError` saying what is wrong.
+
+    With ``run_id``, a report written by another run (a stale one) is refused too.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -32,7 +35,13 @@ def load(path: Path) -> dict[str, Any]:
         raise ReportError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    return validate(data, str(path))
+    report = validate(data, str(path))
+    if run_id is not None and report["run"].get("id") != run_id:
+        raise ReportError(
+            f"{path} is from run {report['run'].get('id')!r}, not from run {run_id!r}: "
+            "that run did not write its report; read its output above"
+        )
+    return report
 
 
 def validate(data: Any, source: str) -> dict[str, Any]:

@@ -379,12 +379,7 @@ def classify(
     runner: Runner = run_quietly,
 ) -> Classification:
     """Classify the failed tests of the run in ``report_path``; update it, write ``output``."""
-    report = reports.load(report_path)
-    if run_id is not None and report["run"].get("id") != run_id:
-        raise reports.ReportError(
-            f"{report_path} is from run {report['run'].get('id')!r}, not from run {run_id!r}: "
-            "that run did not write its report; read its output above"
-        )
+    report = reports.load(report_path, run_id=run_id)
     _check_unclassified(report)
     first = [t for t in report["tests"] if t.get("attempt", 1) == 1]
     verdicts = failed_tests(report)
