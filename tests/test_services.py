@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,39 +197,99 @@ def test_the_service_is_stopped_when_ctrl_c_comes_before_the_first_test(
 
 
 def test_the_controller_stops_the_service_when_it_gets_ctrl_c(pytester: pytest.Pytester) -> None:
-    write_suite(
-        pytester,
-        """
-        import time
-        from pathlib import Path
-
-        def test_waits():
-            (Path(__file__).parent / "state" / "waiting").touch()
-            time.sleep(30)
-        """,
-    )
+    write_suite(pytester, WAITING_TEST)
     # Ctrl-C in a terminal signals the whole foreground process group: controller and
-    # workers. The run gets a group of its own here, so that only it is signalled.
+    # workers. The run gets a group of its own here, so that only it is signalled, and
+    # SIGINT's default action: a suite started in the background inherits it ignored.
+    process = start_waiting_run(pytester, sigint=signal.SIG_DFL)
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(30) == pytest.ExitCode.INTERRUPTED
+    finally:
+        end(process)
+    assert_started_once_and_gone(pytester)
+
+
+def test_a_run_with_sigint_ignored_stops_its_service_when_it_gets_sigterm(
+    pytester: pytest.Pytester,
+) -> None:
+    # `cmd &` and nohup start a run with SIGINT ignored: Ctrl-C cannot reach it, SIGTERM
+    # (what `kill` and CI runners send) stops it, and the service must not outlive it.
+    write_suite(pytester, WAITING_TEST)
+    process = start_waiting_run(pytester, sigint=signal.SIG_IGN)
+    try:
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(30) == pytest.ExitCode.INTERRUPTED
+    finally:
+        end(process)
+    assert_started_once_and_gone(pytester)
+
+
+def test_a_run_with_sigint_ignored_and_no_stdin_stops_its_service_at_the_end(
+    pytester: pytest.Pytester,
+) -> None:
+    write_suite(pytester)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-n", "2"],
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        end(process)
+    assert process.returncode == pytest.ExitCode.OK, output
+    assert_started_once_and_gone(pytester)
+
+
+WAITING_TEST = """
+import time
+from pathlib import Path
+
+def test_waits():
+    (Path(__file__).parent / "state" / "waiting").touch()
+    time.sleep(30)
+"""
+
+
+def start_waiting_run(
+    pytester: pytest.Pytester, sigint: signal.Handlers
+) -> subprocess.Popen[bytes]:
+    """An inner `-n 2` run in a session of its own, with SIGINT set to ``sigint``, in its test."""
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-n", "2", "-k", "waits"],
         cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        # The child's disposition is set, not inherited: the outer suite may itself run
+        # with SIGINT ignored (a background job), and exec keeps an ignored signal ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
+    deadline = time.monotonic() + 30
     try:
-        deadline = time.monotonic() + 30
         while not (pytester.path / "state" / "waiting").exists():
             assert time.monotonic() < deadline, "the inner run never reached its test"
             assert process.poll() is None, "the inner run ended early"
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(30) == pytest.ExitCode.INTERRUPTED
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert_started_once_and_gone(pytester)
+    except BaseException:
+        end(process)
+        raise
+    return process
+
+
+def end(process: subprocess.Popen[Any]) -> None:
+    """Kill ``process`` and its session if it still runs (a failed assertion above)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 BROKEN_CONFTEST = """

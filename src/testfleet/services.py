@@ -7,7 +7,7 @@ them with the ``pytest_testfleet_services`` hook (see :mod:`testfleet.hookspecs`
 The controller of an xdist run, or the single process of a serial run, starts them
 in ``pytest_sessionstart`` before xdist spawns the workers, hands the info to every
 worker in ``workerinput``, and stops them, last started first, after the workers
-have ended: after a normal run, a failing one, a crashed worker or Ctrl-C.
+have ended: after a normal run, a failing one, a crashed worker, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -75,6 +76,8 @@ class ServiceManager:
         # Every service whose start() was called, in order, even if it raised: all of
         # them get a stop().
         self._begun: list[Service] = []
+        #: SIGTERM handling while the services run (see TerminateAsInterrupt).
+        self.terminate_guard: TerminateAsInterrupt | None = None
 
     def start_all(self) -> None:
         """Start every service in order; on a failure stop those begun and raise ServiceError."""
@@ -109,6 +112,38 @@ class ServiceManager:
                 raise
         self.info.clear()
         return errors
+
+
+class TerminateAsInterrupt:
+    """SIGTERM raises KeyboardInterrupt while run-once services are up, then is put back.
+
+    Python's default for SIGTERM ends the process at once: no ``finally``, no
+    ``pytest_sessionfinish``, so the services would outlive the run. A run started in
+    the background (``cmd &``, ``nohup``, some CI runners) has SIGINT ignored and cannot
+    be stopped with Ctrl-C; SIGTERM is how it is stopped, and then it must still clean
+    up. A handler the program set itself is left alone.
+    """
+
+    def __init__(self, previous: signal.Handlers) -> None:
+        self._previous = previous
+
+    @classmethod
+    def install(cls) -> TerminateAsInterrupt | None:
+        """Take SIGTERM over when it has its default action and this is the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return None
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        return cls(signal.SIG_DFL)
+
+    def restore(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 
 
 def check_info(name: str, info: object) -> dict[str, str]:
@@ -168,6 +203,7 @@ def start_services(config: pytest.Config) -> ServiceManager | None:
     manager = ServiceManager(services)
     # Stashed before starting, so that an interrupted start is still stopped.
     config.stash[MANAGER_KEY] = manager
+    manager.terminate_guard = TerminateAsInterrupt.install()
     manager.start_all()
     return manager
 
@@ -177,7 +213,11 @@ def stop_services(config: pytest.Config) -> list[str]:
     manager = config.stash.get(MANAGER_KEY, None)
     if manager is None:
         return []
-    return manager.stop_all()
+    errors = manager.stop_all()
+    if manager.terminate_guard is not None:
+        manager.terminate_guard.restore()
+        manager.terminate_guard = None
+    return errors
 
 
 def services_info(config: pytest.Config) -> dict[str, dict[str, str]]:
