@@ -11,8 +11,16 @@ from typing import Any
 import pytest
 
 from testfleet import services
-from testfleet.neo4j.config import SERVICE_NAME, Connection, connection_from_info
+from testfleet.neo4j.config import (
+    PASSWORD_ENV,
+    SERVICE_NAME,
+    URI_ENV,
+    USER_ENV,
+    Connection,
+    connection_from_info,
+)
 from testfleet.neo4j.plugin import settings_of
+from testfleet.settings import SETTINGS
 
 pytest_plugins = ["pytester"]
 
@@ -37,6 +45,12 @@ OUTER_VARIABLES = (
     "TESTFLEET_NEO4J_STRATEGY",
     "TESTFLEET_FLAKY_THRESHOLD",
     "TESTFLEET_CLASSIFY_RUNS",
+    # Every other setting's variable, but the Neo4j server's (kept, as above).
+    *(
+        setting.env
+        for setting in SETTINGS
+        if setting.env and setting.env not in (URI_ENV, USER_ENV, PASSWORD_ENV)
+    ),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bisect(commands)
     _add_classify(commands)
     _add_audit(commands)
+    _add_config(commands)
     return parser
 
 
@@ -451,6 +453,48 @@ def _audit(args: argparse.Namespace) -> int:
         problems = "; ".join(result.errors)
         return _error(f"{len(result.errors)} file(s) could not be audited: {problems}")
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
+
+
+def _add_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet config`: the effective settings and where each comes from."""
+    parser = commands.add_parser(
+        "config",
+        help="show every setting's effective value and where it came from",
+        description="Reads [tool.testfleet] in the project's pyproject.toml and the "
+        "environment and prints each setting's value and its source: a command-line option "
+        "beats an environment variable, which beats pyproject.toml, which beats the default. "
+        "Exit 0, or 2 when the table has an unknown key or a wrong type, pyproject.toml is "
+        "malformed or a variable has a value that cannot be used.",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these settings")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    parser.add_argument(
+        "--output", "-o", type=Path, help="write to this file (atomically) instead of stdout"
+    )
+    # The reference tables of docs/configuration.md, generated from the declarations.
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_config)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from testfleet import config, settings
+
+    if args.reference:
+        text = config.render_reference(settings.SETTINGS, settings.SECTIONS)
+    else:
+        loaded = config.load()
+        values = [loaded.resolve(name) for name in args.names or loaded.settings]
+        if args.format == "json":
+            text = json.dumps(config.render_json(loaded, values), indent=2) + "\n"
+        else:
+            text = config.render_text(loaded, values, settings.SECTIONS)
+    if args.output is not None:
+        write_text_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _pytest_args(args: Sequence[str]) -> list[str]:
