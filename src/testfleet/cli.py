@@ -180,7 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify(commands)
     _add_audit(commands)
     _add_config(commands)
+    _add_history(commands)
     return parser
+
+
+def _add_history(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet history`: run history, flake rates and trends."""
+    from testfleet.history import command
+
+    command.add_parser(commands)
 
 
 # Each diagnosis command adds its subparser here and sets `handler` to its function.
