@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("path", type=Path, help="timing report written by --testfleet-report")
     show.add_argument("--baseline", type=Path, help="report to compare with")
-    show.add_argument("--format", choices=report.FORMATS, default="text", help="default: text")
+    show.add_argument(
+        "--format",
+        choices=(*report.FORMATS, "html"),
+        default="text",
+        help="default: text; html is one self-contained page with the worker timeline",
+    )
     show.add_argument(
         "--top", type=_positive_int, default=10, help="slowest tests to list (default 10)"
     )
@@ -537,13 +542,19 @@ def _report(args: argparse.Namespace) -> int:
     baseline = report.load(args.baseline) if args.baseline is not None else None
     thresholds = report.Thresholds(ratio=args.slower_ratio, seconds=args.slower_seconds)
     analysis = report.analyze(current, baseline, top=args.top, thresholds=thresholds)
-    text = report.render(analysis, args.format)
+    if args.format == "html":
+        from testfleet import html_report
+
+        text = html_report.render_run(analysis, current, Path.cwd())
+    else:
+        text = report.render(analysis, args.format)
     if args.output is not None:
         write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     summary_file = os.environ.get(STEP_SUMMARY_ENV, "").strip()
-    if args.step_summary and summary_file:
+    # A whole page is no summary section: the step summary takes text and markdown only.
+    if args.step_summary and summary_file and args.format != "html":
         with Path(summary_file).open("a", encoding="utf-8") as handle:
             handle.write(text)
     if args.fail_on_slower and baseline is not None and analysis["baseline"]["slower"]:
