@@ -11,12 +11,15 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
+from testfleet.history.settings import enabled as history_enabled
 from testfleet.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
 
 REPORTS = "reports"
 REPORT = "reports/test-timing.json"
 BASELINE = "reports/test-timing-baseline.json"
 SUMMARY = "reports/ci-summary.md"
+CLASSIFICATION = "reports/classification.json"
+PAGE = "reports/report.html"
 
 
 @task(
@@ -53,6 +56,10 @@ def ci(c: Context, workers: str = "") -> None:
             warn=True,
         )
         failed = diagnosis is None or diagnosis.failed
+        if history_enabled(None, Path.cwd()):
+            # The reruns and classes replace the run's first record; a failure only warns.
+            c.run(f"testfleet history import {REPORT} --classification {CLASSIFICATION}", warn=True)
+    c.run(f"testfleet report {REPORT} {against} --format html --output {PAGE}", warn=True)
     if failed:
         raise Exit("tests failed: see the output above and " + SUMMARY, code=1)
     if cover is None or cover.failed:

@@ -51,6 +51,8 @@ OUTER_VARIABLES = (
         for setting in SETTINGS
         if setting.env and setting.env not in (URI_ENV, USER_ENV, PASSWORD_ENV)
     ),
+    "TESTFLEET_HISTORY",
+    "TESTFLEET_HISTORY_PATH",
 )
 
 

@@ -478,6 +478,17 @@ def test_pruning_folds_old_results_into_totals_and_keeps_every_run(
         assert conn.execute("SELECT count(DISTINCT run) FROM results").fetchone()[0] == 1
 
 
+def test_pruning_gives_the_space_of_the_deleted_results_back_to_the_disk(history: Path) -> None:
+    rows = [(f"tests/test_{n}.py::test_with_a_long_name_{n}", "passed", 0.1) for n in range(400)]
+    append(history, [make_report(f"r{n}", rows, start=n) for n in range(8)], {}, keep_runs=0)
+    size = history.stat().st_size
+    append(history, [make_report("r9", rows, start=9)], {}, keep_runs=1)
+    with connect(history) as conn:
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert history.stat().st_size < size * 0.75
+
+
 def test_no_history_yet_is_a_usage_error_that_says_how_to_get_one(
     history: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -512,3 +523,44 @@ def test_settings_come_from_the_option_then_the_environment_then_pyproject(
     assert settings.history_path(None, tmp_path / "elsewhere", {}) == Path("reports/history.sqlite")
     with pytest.raises(ValueError, match="TESTFLEET_HISTORY='maybe': use true or false"):
         settings.enabled(None, tmp_path, {settings.ENABLED_ENV: "maybe"})
+
+
+# -- every `testfleet run` ------------------------------------------------------------
+
+
+def test_every_run_is_recorded_unless_turned_off_by_option_or_pyproject(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile(test_sample="def test_one():\n    pass\n")
+    run = ["run", "--workers", "1", "--report", REPORT, "--", "-p", "no:randomly"]
+    assert main(run) == 0
+    assert main(run) == 0
+    assert main([*run[:5], "--no-history", *run[5:]]) == 0
+    assert analyze(pytester.path / HISTORY)["recorded_runs"] == 2
+    pytester.makepyprojecttoml('[tool.testfleet]\nhistory_path = "ci/h.sqlite"\n')
+    assert main(run) == 0
+    assert analyze(pytester.path / "ci" / "h.sqlite")["recorded_runs"] == 1
+    pytester.makepyprojecttoml("[tool.testfleet]\nhistory = false\n")
+    assert main(run) == 0
+    assert analyze(pytester.path / HISTORY)["recorded_runs"] == 2
+    # A run that wrote no report of its own leaves the earlier run's report unrecorded.
+    pytester.makepyprojecttoml("[tool.testfleet]\n")
+    assert main([*run, "--no-such-option"]) == 4
+    assert analyze(pytester.path / HISTORY)["recorded_runs"] == 2
+    assert "history" not in capsys.readouterr().err
+
+
+def test_a_corrupt_history_does_not_fail_the_run_or_lose_its_report(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile(test_sample="def test_one():\n    pass\n")
+    history = pytester.path / HISTORY
+    history.parent.mkdir()
+    corrupt_file(history)
+    before = history.read_bytes()
+    assert main(["run", "--workers", "1", "--report", REPORT, "--", "-p", "no:randomly"]) == 0
+    err = capsys.readouterr().err
+    assert "testfleet: warning: run not recorded in the history: " in err
+    assert f"record it later with `testfleet history import {REPORT}`" in err
+    assert json.loads((pytester.path / REPORT).read_text())["summary"]["tests"] == 1
+    assert history.read_bytes() == before

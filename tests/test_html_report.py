@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke import MockContext, Result
 
 import chromium
 from testfleet import html_report, html_svg, report
-from testfleet.cli import main
+from testfleet.cli import build_parser, main
 from testfleet.timing import TimingRecord, build_report, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,3 +214,38 @@ def test_a_ten_thousand_test_page_opens_with_every_bar(
     seen = browser.evaluate(COUNTS.split("  tips:")[0] + "})")
     assert seen["bars"] == 10_001
     assert len(seen["lanes"]) == 9
+
+
+@pytest.mark.parametrize("history", ["1", "0"])
+def test_ci_writes_the_page_after_recording_the_classified_reruns(
+    history: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spec = importlib.util.spec_from_file_location("testfleet_tasks", ROOT / "tasks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TESTFLEET_HISTORY", history)
+    context = MockContext(
+        run={
+            re.compile(r"nox -s tests_parallel\b.*"): Result(exited=1),
+            re.compile(".*"): Result(),
+        },
+        repeat=True,
+    )
+    tasks.ci(context)
+    commands = [call.args[0] for call in context.run.call_args_list]  # type: ignore[attr-defined]
+    testfleet = [shlex.split(c)[1:] for c in commands if c.startswith("testfleet ")]
+    for argv in testfleet:
+        build_parser().parse_args(argv)  # every command parses
+    names = [argv[0] if argv[0] != "history" else f"history {argv[1]}" for argv in testfleet]
+    expected = (
+        ["classify", "history import", "report"] if history == "1" else ["classify", "report"]
+    )
+    assert names[-len(expected) :] == expected
+    page = testfleet[-1]
+    assert page[page.index("--format") + 1] == "html"
+    assert page[page.index("--output") + 1] == "reports/report.html"
+    if history == "1":
+        assert testfleet[-2][2:] == [tasks.REPORT, "--classification", tasks.CLASSIFICATION]

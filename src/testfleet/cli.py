@@ -131,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"merged timing report (default ${REPORT_ENV}, else {DEFAULT_REPORT})",
     )
+    run.add_argument(
+        "--history-path",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="run history to add the run to (default $TESTFLEET_HISTORY_PATH, else "
+        "history_path in [tool.testfleet], else reports/history.sqlite)",
+    )
+    run.add_argument(
+        "--no-history",
+        dest="history",
+        action="store_false",
+        default=None,
+        help="do not add the run to the history (also: history = false in [tool.testfleet])",
+    )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
 
     randomized = commands.add_parser(
@@ -576,7 +591,17 @@ def _merge(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     count = args.workers if args.workers is not None else workers.workers_from_env()
     path = args.report or Path(os.environ.get(REPORT_ENV, "").strip() or DEFAULT_REPORT)
-    return runner.run_phases(count, _pytest_args(args.pytest_args), path, dist=args.dist)
+    from testfleet.history import record
+
+    before = record.stamp(path)
+    status = runner.run_phases(count, _pytest_args(args.pytest_args), path, dist=args.dist)
+    # After the run's own reports are written; a history that fails only warns.
+    record.after_run(path, before, args.history, args.history_path, echo=_warn)
+    return status
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from testfleet.history.store import (
     open_history,
     prune,
     reading,
+    reclaim,
     transaction,
 )
 from testfleet.report import Thresholds
@@ -198,8 +199,10 @@ def import_command(args: argparse.Namespace) -> int:
 def prune_command(args: argparse.Namespace) -> int:
     path = _history_path(args)
     try:
-        with open_history(path, create=False) as conn, transaction(conn, path):
-            folded = prune(conn, args.keep_runs)
+        with open_history(path, create=False) as conn:
+            with transaction(conn, path):
+                folded = prune(conn, args.keep_runs)
+            reclaim(conn, path)
     except HistoryError as exc:
         return _error(str(exc))
     print(f"testfleet history: results of {folded} old run(s) folded into per-test totals")

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from testfleet import report as reports
+from testfleet.history import settings
 from testfleet.history.store import (
     DEFAULT_KEEP_RUNS,
     DEFAULT_TIMEOUT,
     HistoryError,
     open_history,
     prune,
+    reclaim,
     record,
     transaction,
 )
@@ -84,10 +86,14 @@ def append(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Record the runs of ``loaded`` reports in one transaction; returns runs folded by pruning."""
-    with open_history(history, timeout=timeout) as conn, transaction(conn, history):
-        for data in loaded:
-            record(conn, data, meta, classes)
-        return prune(conn, keep_runs) if keep_runs else 0
+    with open_history(history, timeout=timeout) as conn:
+        with transaction(conn, history):
+            for data in loaded:
+                record(conn, data, meta, classes)
+            folded = prune(conn, keep_runs) if keep_runs else 0
+        if folded:
+            reclaim(conn, history)
+        return folded
 
 
 def import_reports(
@@ -102,6 +108,41 @@ def import_reports(
     loaded = [reports.load(path) for path in paths]
     append(history, loaded, {**meta, "source": "import"}, classes=classes, keep_runs=keep_runs)
     return loaded
+
+
+def stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file replaced by a run from the one that was there before it."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def after_run(
+    report_path: Path,
+    before: tuple[int, int, int] | None,
+    option_enabled: bool | None,
+    option_path: Path | None,
+    echo: Echo = print,
+) -> bool:
+    """Record the run that just wrote ``report_path``, unless the history is turned off.
+
+    Nothing is recorded when the run did not write its report (it was interrupted, or a
+    phase wrote none): the report there is an earlier run's.
+    """
+    try:
+        root = Path.cwd()
+        if not settings.enabled(option_enabled, root):
+            return False
+        history = settings.history_path(option_path, root)
+    except ValueError as exc:
+        echo(f"testfleet: warning: run not recorded in the history: {exc}")
+        return False
+    after = stamp(report_path)
+    if after is None or after == before:
+        return False
+    return record_after_run(report_path, history, echo)
 
 
 def record_after_run(report_path: Path, history: Path, echo: Echo = print) -> bool:
@@ -120,5 +161,4 @@ def record_after_run(report_path: Path, history: Path, echo: Echo = print) -> bo
             f"`testfleet history import {report_path}`)"
         )
         return False
-    echo(f"testfleet: run recorded in the history {history}")
     return True

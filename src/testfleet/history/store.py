@@ -66,6 +66,9 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         return
+    if version == 0:
+        # Only an empty file can take it: pages freed by pruning go back to the disk.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -265,3 +268,12 @@ def prune(conn: sqlite3.Connection, keep_runs: int) -> int:
         conn.execute(f"DELETE FROM results WHERE run IN ({marks})", batch)
         conn.execute(f"UPDATE runs SET detail = 0 WHERE id IN ({marks})", batch)
     return len(old)
+
+
+def reclaim(conn: sqlite3.Connection, path: Path) -> None:
+    """Give the pages that pruning freed back to the disk; call after the transaction.
+
+    ``execute`` would free one page per call; a script runs the pragma to its end.
+    """
+    with _translated(path):
+        conn.executescript("PRAGMA incremental_vacuum;")
