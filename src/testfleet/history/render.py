@@ -92,8 +92,9 @@ def _slower_cells(row: Mapping[str, Any]) -> list[str]:
 
 def _text(analysis: Mapping[str, Any]) -> str:
     out = headline(analysis)
-    out += ["", "runs (oldest first):"]
-    out += _columns([RUN_HEADER] + [_run_cells(r) for r in analysis["runs"][-SHOWN:]])
+    shown = analysis["runs"][-SHOWN:]
+    out += ["", f"runs (the newest {len(shown)}, oldest first):"]
+    out += _columns([RUN_HEADER] + [_run_cells(r) for r in shown])
     out += ["", f"flaky tests ({len(analysis['flaky'])}):"]
     out += _columns(
         [["rate", "runs", "", "test"]] + [_flaky_cells(r) for r in analysis["flaky"][:SHOWN]]
