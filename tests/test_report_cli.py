@@ -283,7 +283,7 @@ def test_a_stale_report_from_another_run_is_refused(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["report", "x.json", "--format", "html"], "invalid choice: 'html'"),
+        (["report", "x.json", "--format", "pdf"], "invalid choice: 'pdf'"),
         (["report", "x.json", "--top", "0"], "'0' must be 1 or more"),
         (["report", "x.json", "--slower-ratio", "fast"], "'fast' is not a number"),
         (["run", "--workers", "none"], "is not a number: use a whole number such as 4"),
