@@ -512,17 +512,22 @@ def test_settings_come_from_the_option_then_the_environment_then_pyproject(
     (tmp_path / "pyproject.toml").write_text(
         '[tool.testfleet]\nhistory = false\nhistory_path = "ci/history.db"\n'
     )
-    assert settings.history_path(None, tmp_path, {}) == Path("ci/history.db")
+    # A path in pyproject.toml is relative to the project, wherever the command runs.
+    found = settings.history_path(None, tmp_path, {})
+    assert found.resolve() == (tmp_path / "ci" / "history.db").resolve()
     assert settings.history_path(None, tmp_path, {settings.PATH_ENV: "e.db"}) == Path("e.db")
-    assert settings.history_path(Path("o.db"), tmp_path, {settings.PATH_ENV: "e.db"}) == Path(
-        "o.db"
-    )
+    option = settings.history_path(Path("o.db"), tmp_path, {settings.PATH_ENV: "e.db"})
+    assert option == Path("o.db")
     assert settings.enabled(None, tmp_path, {}) is False
     assert settings.enabled(None, tmp_path, {settings.ENABLED_ENV: "yes"}) is True
     assert settings.enabled(False, tmp_path, {settings.ENABLED_ENV: "yes"}) is False
-    assert settings.history_path(None, tmp_path / "elsewhere", {}) == Path("reports/history.sqlite")
-    with pytest.raises(ValueError, match="TESTFLEET_HISTORY='maybe': use true or false"):
+    assert settings.keep_runs(tmp_path, {}) == 1000
+    assert settings.keep_runs(tmp_path, {"TESTFLEET_HISTORY_KEEP_RUNS": "20"}) == 20
+    with pytest.raises(ValueError, match="TESTFLEET_HISTORY='maybe'"):
         settings.enabled(None, tmp_path, {settings.ENABLED_ENV: "maybe"})
+    (tmp_path / "pyproject.toml").write_text("[tool.testfleet]\n")
+    assert settings.history_path(None, tmp_path, {}) == Path("reports/history.sqlite")
+    assert settings.enabled(None, tmp_path, {}) is True
 
 
 # -- every `testfleet run` ------------------------------------------------------------

@@ -126,6 +126,33 @@ SETTINGS: tuple[Setting, ...] = (
         REPORT,
         "report --slower-seconds",
     ),
+    Setting(
+        "history",
+        FLAG,
+        True,
+        "TESTFLEET_HISTORY",
+        "add every run of `testfleet run` to the run history",
+        REPORT,
+        "run --no-history",
+    ),
+    Setting(
+        "history_path",
+        PATH,
+        Path("reports/history.sqlite"),
+        "TESTFLEET_HISTORY_PATH",
+        "the run history (SQLite) that runs are added to and `testfleet history` reads",
+        REPORT,
+        "run --history-path; history --history-path",
+    ),
+    Setting(
+        "history_keep_runs",
+        integer(1),
+        1000,
+        "TESTFLEET_HISTORY_KEEP_RUNS",
+        "runs whose per-test results the history keeps; older ones are folded into totals",
+        REPORT,
+        "history prune --keep-runs",
+    ),
     # Diagnoses
     Setting(
         "flaky_threshold",

@@ -135,8 +135,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fold.add_argument(
         "--keep-runs",
         type=_count,
-        default=DEFAULT_KEEP_RUNS,
-        help="runs whose per-test results are kept (default %(default)s)",
+        default=None,
+        help="runs whose per-test results are kept (default $TESTFLEET_HISTORY_KEEP_RUNS, "
+        f"else history_keep_runs in [tool.testfleet], else {DEFAULT_KEEP_RUNS})",
     )
     fold.set_defaults(handler=prune_command)
 
@@ -198,10 +199,11 @@ def import_command(args: argparse.Namespace) -> int:
 
 def prune_command(args: argparse.Namespace) -> int:
     path = _history_path(args)
+    keep = args.keep_runs if args.keep_runs is not None else settings.keep_runs(Path.cwd())
     try:
         with open_history(path, create=False) as conn:
             with transaction(conn, path):
-                folded = prune(conn, args.keep_runs)
+                folded = prune(conn, keep)
             reclaim(conn, path)
     except HistoryError as exc:
         return _error(str(exc))

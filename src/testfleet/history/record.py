@@ -136,16 +136,19 @@ def after_run(
         if not settings.enabled(option_enabled, root):
             return False
         history = settings.history_path(option_path, root)
+        keep = settings.keep_runs(root)
     except ValueError as exc:
         echo(f"testfleet: warning: run not recorded in the history: {exc}")
         return False
     after = stamp(report_path)
     if after is None or after == before:
         return False
-    return record_after_run(report_path, history, echo)
+    return record_after_run(report_path, history, echo, keep_runs=keep)
 
 
-def record_after_run(report_path: Path, history: Path, echo: Echo = print) -> bool:
+def record_after_run(
+    report_path: Path, history: Path, echo: Echo = print, keep_runs: int = DEFAULT_KEEP_RUNS
+) -> bool:
     """Add the run of ``report_path`` to ``history``; a failure is told, never raised.
 
     The run's own reports are written before this is called: whatever happens to the
@@ -153,7 +156,7 @@ def record_after_run(report_path: Path, history: Path, echo: Echo = print) -> bo
     """
     try:
         data = reports.load(report_path)
-        append(history, [data], live_meta(Path.cwd()))
+        append(history, [data], live_meta(Path.cwd()), keep_runs=keep_runs)
     except (HistoryError, reports.ReportError, sqlite3.Error, OSError) as exc:
         echo(
             f"testfleet: warning: run not recorded in the history: {exc} "
