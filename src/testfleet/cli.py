@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit(commands)
     _add_config(commands)
     _add_history(commands)
+    _add_init(commands)
     return parser
 
 
@@ -523,6 +524,35 @@ def _config(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet init`: set a project up (the logic is in testfleet.scaffold)."""
+    parser = commands.add_parser(
+        "init",
+        help="set a project up: noxfile, tasks, Dockerfile, compose, CI workflow, docs",
+        description="Writes a thin noxfile.py and tasks.py, a Dockerfile with a test stage, "
+        "docker-compose.test.yml, a GitHub workflow, docs/testing.md, docs/rollback.md, "
+        "docs/test-isolation-audit.md and CODEOWNERS, and adds [tool.testfleet] and the "
+        "coverage settings to pyproject.toml. A file the project has is kept (its difference "
+        "is shown) unless --force. Exit 0 when done, 2 when the project cannot be set up "
+        "(nothing is written then).",
+    )
+    parser.add_argument(
+        "path", type=Path, nargs="?", default=Path(), help="the project (default: here)"
+    )
+    parser.add_argument(
+        "--neo4j",
+        action="store_true",
+        help="add a Neo4j service even though the neo4j driver is not among the dependencies",
+    )
+    parser.add_argument("--force", action="store_true", help="replace files that differ")
+    parser.add_argument("--dry-run", action="store_true", help="only show what would change")
+    parser.set_defaults(handler=_init)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from testfleet import scaffold
+
+    return scaffold.run(args.path, neo4j=args.neo4j, force=args.force, dry_run=args.dry_run)
 
 
 def _pytest_args(args: Sequence[str]) -> list[str]:

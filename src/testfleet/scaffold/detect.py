@@ -1,0 +1,289 @@
+"""What a project is made of: its layout, packaging, test dependencies and test directories.
+
+Everything here reads files and never writes; :func:`detect` raises :class:`InitError`
+for input that init cannot work from (a malformed pyproject.toml, no tests at all).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+# Preferred first: `dev` often carries linters and task runners the tests do not need.
+TEST_EXTRA_NAMES = ("test", "tests", "testing", "dev")
+# Names of the Neo4j driver on the package index (the old name first went by `neo4j-driver`).
+NEO4J_DRIVERS = frozenset({"neo4j", "neo4j-driver"})
+# Pythons init can write a session for, oldest first; the running one is preferred.
+KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+NOT_PACKAGES = frozenset(
+    {"tests", "test", "testing", "docs", "doc", "examples", "scripts", "benchmarks", "build"}
+)
+SKIPPED_DIRS = frozenset({".git", ".venv", "venv", ".nox", ".tox", "node_modules", "build", "dist"})
+
+
+class InitError(Exception):
+    """Input init cannot work from; the message says what to do. Exit status 2."""
+
+
+@dataclass
+class Project:
+    """The facts init writes files from."""
+
+    root: Path
+    name: str
+    pyproject: dict[str, Any] | None
+    backend: str  # setuptools, hatchling, poetry, uv, flit, pdm, other, none
+    layout: str  # src, flat, none
+    packages: list[str]
+    test_dirs: list[str]
+    install_project: bool
+    extras: list[str]
+    dependency_groups: list[str]
+    requirements: list[str]
+    python: str
+    uses_neo4j: bool
+    poetry_groups: list[str] = field(default_factory=list)
+    coverage_file: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def source_dirs(self) -> list[str]:
+        """Where the packages' code is, relative to the root."""
+        prefix = "src/" if self.layout == "src" else ""
+        return [prefix + name for name in self.packages]
+
+
+def load_pyproject(path: Path) -> dict[str, Any] | None:
+    """The parsed pyproject.toml, None when there is none; malformed: line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InitError(f"{path} cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends with "(at line L, column C)".
+        raise InitError(f"{path} is not valid TOML: {exc}; fix it, then run init again") from None
+
+
+def backend_of(pyproject: dict[str, Any] | None, root: Path) -> str:
+    """The build backend by its usual name, ``uv`` for a uv project without one."""
+    if pyproject is None:
+        return "setuptools" if (root / "setup.py").exists() else "none"
+    build = str(pyproject.get("build-system", {}).get("build-backend", ""))
+    for name in ("hatchling", "poetry", "setuptools", "flit", "pdm", "maturin", "uv_build"):
+        if name in build:
+            return "uv" if name == "uv_build" else name
+    tool = pyproject.get("tool", {})
+    if "poetry" in tool:
+        return "poetry"
+    if "uv" in tool or "dependency-groups" in pyproject:
+        return "uv"
+    if build:
+        return "other"
+    if "project" in pyproject or (root / "setup.py").exists() or (root / "setup.cfg").exists():
+        # PEP 517's fallback for a pyproject.toml without [build-system].
+        return "setuptools"
+    return "none"
+
+
+def _is_package(path: Path) -> bool:
+    return path.is_dir() and (path / "__init__.py").is_file()
+
+
+def find_packages(root: Path) -> tuple[str, list[str]]:
+    """The layout and its top-level import packages (tests and docs are not packages)."""
+    src = root / "src"
+    if src.is_dir():
+        found = sorted(p.name for p in src.iterdir() if _is_package(p))
+        if found:
+            return "src", found
+    found = sorted(
+        p.name
+        for p in root.iterdir()
+        if _is_package(p) and p.name not in NOT_PACKAGES and not p.name.startswith(".")
+    )
+    return ("flat", found) if found else ("none", [])
+
+
+def _has_test_files(directory: Path) -> bool:
+    for path in directory.rglob("*.py"):
+        parts = path.relative_to(directory).parts
+        if any(part in SKIPPED_DIRS or part.startswith(".") for part in parts[:-1]):
+            continue
+        if path.name.startswith("test_") or path.name.endswith("_test.py"):
+            return True
+    return False
+
+
+def find_test_dirs(root: Path, pyproject: dict[str, Any] | None, sources: list[str]) -> list[str]:
+    """Directories that hold tests: pytest's testpaths, else tests/, test/, or the packages."""
+    pytest_ini = (pyproject or {}).get("tool", {}).get("pytest", {}).get("ini_options", {})
+    configured = pytest_ini.get("testpaths") or []
+    if isinstance(configured, str):
+        configured = configured.split()
+    candidates = [str(item) for item in configured] or ["tests", "test"]
+    found = [name for name in candidates if (root / name).is_dir() and _has_test_files(root / name)]
+    for source in [] if found else sources:
+        inner = [f"{source}/{name}" for name in ("tests", "test")]
+        for candidate in [*inner, source]:
+            if (root / candidate).is_dir() and _has_test_files(root / candidate):
+                found.append(candidate)
+                break
+    return found
+
+
+def _requirement_names(lines: list[str]) -> set[str]:
+    names: set[str] = set()
+    for line in lines:
+        try:
+            names.add(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement:
+            continue
+    return names
+
+
+def read_requirement_file(path: Path) -> list[str]:
+    """The requirement lines of a pip requirements file (options and includes left out)."""
+    lines = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith(("#", "-")):
+            lines.append(line)
+    return lines
+
+
+def find_requirement_files(root: Path) -> list[str]:
+    """requirements*.txt at the root and in requirements/, test files first."""
+    found = [p for p in root.glob("requirements*.txt") if p.is_file()]
+    folder = root / "requirements"
+    if folder.is_dir():
+        found += [p for p in folder.glob("*.txt") if p.is_file()]
+    names = sorted(p.relative_to(root).as_posix() for p in found)
+    # Lock-ish or docs-only files would install what the tests do not need.
+    skip = re.compile(r"(docs?|lint|typing|mypy|release|publish)", re.IGNORECASE)
+    return [name for name in names if not skip.search(Path(name).stem)]
+
+
+def _first_named(available: list[str]) -> list[str]:
+    for name in TEST_EXTRA_NAMES:
+        if name in available:
+            return [name]
+    return []
+
+
+def choose_python(pyproject: dict[str, Any] | None) -> str:
+    """The running Python when requires-python allows it, else the oldest one that it allows."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    spec_text = str((pyproject or {}).get("project", {}).get("requires-python", "")).strip()
+    if not spec_text:
+        return running
+    try:
+        spec = SpecifierSet(spec_text)
+    except InvalidSpecifier:
+        return running
+    allowed = [version for version in KNOWN_PYTHONS if spec.contains(f"{version}.99")]
+    if running in allowed or not allowed:
+        return running
+    return allowed[0]
+
+
+def _all_dependencies(pyproject: dict[str, Any] | None, root: Path, files: list[str]) -> set[str]:
+    data = pyproject or {}
+    project = data.get("project", {})
+    lines: list[str] = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        lines += extra
+    for group in data.get("dependency-groups", {}).values():
+        lines += [item for item in group if isinstance(item, str)]
+    names = _requirement_names(lines)
+    poetry = data.get("tool", {}).get("poetry", {})
+    tables = [poetry.get("dependencies", {}), poetry.get("dev-dependencies", {})]
+    tables += [group.get("dependencies", {}) for group in poetry.get("group", {}).values()]
+    names |= {canonicalize_name(name) for table in tables for name in table}
+    for name in files:
+        names |= _requirement_names(read_requirement_file(root / name))
+    return names
+
+
+def project_name(pyproject: dict[str, Any] | None, root: Path) -> str:
+    data = pyproject or {}
+    name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
+    return str(name or root.resolve().name)
+
+
+def coverage_config_elsewhere(root: Path) -> str | None:
+    """A coverage config file that coverage reads before pyproject.toml, if any."""
+    if (root / ".coveragerc").is_file():
+        return ".coveragerc"
+    for name in ("setup.cfg", "tox.ini"):
+        path = root / name
+        if path.is_file() and re.search(
+            r"^\[(tool:)?coverage:", path.read_text(encoding="utf-8"), re.M
+        ):
+            return name
+    return None
+
+
+def detect(root: Path) -> Project:
+    """Read the project at ``root``; raises InitError when init cannot set it up."""
+    if not root.is_dir():
+        raise InitError(f"{root} is not a directory: give the project's root directory")
+    pyproject = load_pyproject(root / "pyproject.toml")
+    backend = backend_of(pyproject, root)
+    layout, packages = find_packages(root)
+    data = pyproject or {}
+    install_project = backend != "none"
+    uv = data.get("tool", {}).get("uv", {})
+    if backend == "uv" and "build-system" not in data:
+        # uv installs a project without a build system only when told to (package = true).
+        install_project = bool(uv.get("package", False))
+    project = data.get("project", {})
+    extras = _first_named(sorted(project.get("optional-dependencies", {})))
+    poetry = data.get("tool", {}).get("poetry", {})
+    if not extras:
+        extras = _first_named(sorted(poetry.get("extras", {})))
+    groups = _first_named(sorted(data.get("dependency-groups", {})))
+    poetry_groups = _first_named(sorted(poetry.get("group", {})))
+    requirement_files = find_requirement_files(root)
+    sources = [("src/" if layout == "src" else "") + name for name in packages]
+    test_dirs = find_test_dirs(root, pyproject, sources)
+    if not test_dirs:
+        raise InitError(
+            f"no tests found in {root} (test_*.py or *_test.py under tests/, test/, the "
+            "packages, or pytest's testpaths): add the first test, then run init again"
+        )
+    found = Project(
+        root=root,
+        name=project_name(pyproject, root),
+        pyproject=pyproject,
+        backend=backend,
+        layout=layout,
+        packages=packages,
+        test_dirs=test_dirs,
+        install_project=install_project,
+        extras=extras,
+        dependency_groups=groups,
+        requirements=[] if extras or groups else requirement_files,
+        python=choose_python(pyproject),
+        uses_neo4j=bool(NEO4J_DRIVERS & _all_dependencies(pyproject, root, requirement_files)),
+        poetry_groups=poetry_groups,
+        coverage_file=coverage_config_elsewhere(root),
+    )
+    if poetry_groups and not extras:
+        found.notes.append(
+            f"the Poetry group {poetry_groups[0]!r} cannot be installed by pip, which the test "
+            "sessions use: list its packages in an extra ([project.optional-dependencies] or "
+            "[tool.poetry.extras]) or in [dependency-groups], and name it in [tool.testfleet]"
+        )
+    return found

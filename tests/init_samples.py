@@ -1,0 +1,273 @@
+"""Sample projects of the layouts users have, written into a directory for `testfleet init`.
+
+Each sample is a small but real project: a package (or plain modules) with code the
+tests import, tests that pass, and the packaging of its kind. The slow end-to-end tests
+run their suites; the unit tests read what init makes of them.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+CODE = '''\
+"""Arithmetic the sample's tests check."""
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+'''
+
+TESTS = """\
+import pytest
+
+from {module} import add
+
+
+def test_add():
+    assert add(2, 3) == 5
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_add_zero(n):
+    assert add(n, 0) == n
+"""
+
+GROUPED_TESTS = """\
+import pytest
+
+from {module} import add
+
+
+@pytest.mark.xdist_group("ledger")
+def test_grouped_first():
+    assert add(1, 1) == 2
+
+
+@pytest.mark.xdist_group("ledger")
+def test_grouped_second():
+    assert add(2, 2) == 4
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a sample is, and what init should find in it."""
+
+    key: str
+    layout: str
+    backend: str
+    test_dir: str
+    install_project: bool = True
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    neo4j: bool = False
+
+
+SAMPLES = {
+    "src-hatchling": Sample("src-hatchling", "src", "hatchling", "tests", extras=("test",)),
+    "flat-requirements": Sample(
+        "flat-requirements",
+        "flat",
+        "none",
+        "test",
+        install_project=False,
+        requirements=("requirements-dev.txt", "requirements.txt"),
+    ),
+    "flat-setuptools-inside": Sample(
+        "flat-setuptools-inside", "flat", "setuptools", "ledger/tests", extras=("testing",)
+    ),
+    "poetry": Sample("poetry", "flat", "poetry", "tests", extras=("test",)),
+    "uv-groups": Sample("uv-groups", "src", "hatchling", "tests", groups=("dev",)),
+    "no-package": Sample("no-package", "none", "none", "tests", install_project=False),
+    "neo4j-setuptools": Sample(
+        "neo4j-setuptools", "src", "setuptools", "tests", extras=("tests",), neo4j=True
+    ),
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def _src_hatchling() -> dict[str, str]:
+    return {
+        "pyproject.toml": """\
+            # The calculator: a src layout built with hatchling.
+            [build-system]
+            requires = ["hatchling>=1.18"]
+            build-backend = "hatchling.build"
+
+            [project]
+            name = "calc-src"
+            version = "0.1.0"
+            requires-python = ">=3.10"
+            dependencies = []
+
+            [project.optional-dependencies]
+            test = ["pytest>=8"]  # what the tests need
+
+            [tool.hatch.build.targets.wheel]
+            packages = ["src/calc"]
+
+            [tool.pytest.ini_options]
+            testpaths = ["tests"]
+            addopts = "-n auto --strict-markers -ra"
+            xfail_strict = true
+            """,
+        "src/calc/__init__.py": CODE,
+        "tests/test_calc.py": TESTS.format(module="calc"),
+        "tests/test_groups.py": GROUPED_TESTS.format(module="calc"),
+    }
+
+
+def _flat_requirements() -> dict[str, str]:
+    return {
+        "requirements.txt": "# runtime\n",
+        "requirements-dev.txt": "pytest>=8  # the tests\n",
+        "mathutil/__init__.py": CODE,
+        # Not installed: a conftest.py at the root puts the checkout on sys.path.
+        "conftest.py": "",
+        "test/test_mathutil.py": TESTS.format(module="mathutil"),
+    }
+
+
+def _flat_setuptools_inside() -> dict[str, str]:
+    return {
+        "setup.cfg": "[metadata]\nname = ledger\n",
+        "pyproject.toml": """\
+            [build-system]
+            requires = ["setuptools>=69"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "ledger"
+            version = "1.0"
+
+            [project.optional-dependencies]
+            testing = ["pytest"]
+
+            [tool.setuptools.packages.find]
+            include = ["ledger*"]
+            """,
+        "ledger/__init__.py": CODE,
+        "ledger/tests/__init__.py": "",
+        "ledger/tests/test_ledger.py": TESTS.format(module="ledger"),
+    }
+
+
+def _poetry() -> dict[str, str]:
+    return {
+        "pyproject.toml": """\
+            [tool.poetry]
+            name = "poems"
+            version = "0.3.0"
+            description = "A Poetry project"
+            authors = ["Ada <ada@example.com>"]
+
+            [tool.poetry.dependencies]
+            python = "^3.10"
+            pytest = {version = "^8.0", optional = true}
+
+            [tool.poetry.extras]
+            test = ["pytest"]
+
+            [tool.poetry.group.test.dependencies]
+            pytest = "^8.0"
+
+            [build-system]
+            requires = ["poetry-core>=1.0.0"]
+            build-backend = "poetry.core.masonry.api"
+            """,
+        "poems/__init__.py": CODE,
+        "tests/test_poems.py": TESTS.format(module="poems"),
+    }
+
+
+def _uv_groups() -> dict[str, str]:
+    return {
+        "pyproject.toml": """\
+            [project]
+            name = "uvapp"
+            version = "0.1.0"
+            requires-python = ">=3.11"
+            dependencies = []
+
+            [dependency-groups]
+            lint = ["ruff"]
+            dev = [{include-group = "lint"}, "pytest>=8"]
+
+            [build-system]
+            requires = ["hatchling"]
+            build-backend = "hatchling.build"
+
+            [tool.uv]
+            package = true
+            """,
+        "src/uvapp/__init__.py": CODE,
+        "tests/test_uvapp.py": TESTS.format(module="uvapp"),
+    }
+
+
+def _no_package() -> dict[str, str]:
+    return {
+        "pyproject.toml": """\
+            [tool.pytest.ini_options]
+            pythonpath = ["."]
+            """,
+        "scripts_math.py": CODE,
+        "tests/test_scripts.py": TESTS.format(module="scripts_math"),
+    }
+
+
+def _neo4j_setuptools() -> dict[str, str]:
+    return {
+        "pyproject.toml": """\
+            [build-system]
+            requires = ["setuptools>=69"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "graph-etl"
+            version = "0.1.0"
+            dependencies = ["neo4j>=5.0"]
+            authors = [{ name = "Grace", email = "grace@example.com" }]
+
+            [project.optional-dependencies]
+            tests = ["pytest"]
+            """,
+        "src/graph_etl/__init__.py": CODE,
+        "tests/test_etl.py": TESTS.format(module="graph_etl"),
+    }
+
+
+BUILDERS = {
+    "src-hatchling": _src_hatchling,
+    "flat-requirements": _flat_requirements,
+    "flat-setuptools-inside": _flat_setuptools_inside,
+    "poetry": _poetry,
+    "uv-groups": _uv_groups,
+    "no-package": _no_package,
+    "neo4j-setuptools": _neo4j_setuptools,
+}
+
+
+def make_sample(root: Path, key: str) -> Sample:
+    """Write the sample ``key`` into ``root`` (created) and return what it is."""
+    root.mkdir(parents=True, exist_ok=True)
+    _write(root, BUILDERS[key]())
+    return SAMPLES[key]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes, to tell whether anything changed."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
