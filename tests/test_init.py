@@ -65,6 +65,41 @@ def test_a_poetry_group_that_pip_cannot_install_is_named_in_what_to_do(tmp_path:
     assert "Poetry group 'dev'" in project.notes[0]
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pyproject.toml", '[tool.pytest]\ntestpaths = ["checks"]\n'),
+        ("pyproject.toml", '[tool.pytest.ini_options]\ntestpaths = "checks"\n'),
+        ("pytest.ini", "[pytest]\ntestpaths = checks\n"),
+        ("setup.cfg", "[tool:pytest]\ntestpaths =\n    checks\n"),
+        ("tox.ini", "[tox]\nenv_list = py\n[pytest]\ntestpaths = checks\n"),
+    ],
+)
+def test_tests_are_found_where_the_pytest_configuration_says(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    for folder in ("checks", "tests"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test_a.py").write_text("def test_a():\n    pass\n")
+    (tmp_path / name).write_text(text)
+    assert detect(tmp_path).test_dirs == ["checks"]
+
+
+def test_a_dev_group_of_build_and_lint_tools_alone_is_not_taken_for_the_tests(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "test_a.py").write_text("def test_a():\n    pass\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "t"\nversion = "1"\n[build-system]\nrequires = ["flit_core"]\n'
+        'build-backend = "flit_core.buildapi"\n'
+        '[dependency-groups]\ndev = ["build", "ruff", "tox>=4"]\n'
+        '[project.optional-dependencies]\nwidechars = ["wcwidth"]\ndev = ["pytest-cov"]\n'
+    )
+    project = detect(tmp_path)
+    assert (project.backend, project.dependency_groups, project.extras) == ("flit", [], ["dev"])
+
+
 def test_a_uv_project_without_a_build_system_is_not_installed(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
@@ -166,6 +201,29 @@ def test_coverage_settings_the_project_has_are_kept_and_what_stands_in_the_way_i
     }
     assert "branch = true  # keep" in text
     assert "parallel = false: parallel runs" in capsys.readouterr().out
+
+
+def test_a_pyproject_whose_tool_tables_are_split_by_another_table_is_edited_in_place(
+    tmp_path: Path,
+) -> None:
+    make_sample(tmp_path, "src-hatchling")
+    text = (
+        (tmp_path / "pyproject.toml")
+        .read_text()
+        .replace(
+            "[tool.pytest.ini_options]",
+            '[tool.ruff]\nline-length = 99\n\n[dependency-groups]\ndev = ["build"]\n\n'
+            "[tool.pytest.ini_options]",
+        )
+    )
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert init(tmp_path) == 0
+    after = (tmp_path / "pyproject.toml").read_text()
+    assert after.startswith(text)
+    data = tomllib.loads(after)
+    assert data["tool"]["ruff"] == {"line-length": 99}
+    assert data["tool"]["testfleet"]["extras"] == ["test"]
+    assert data["tool"]["coverage"]["run"]["parallel"] is True
 
 
 def test_a_project_whose_coverage_settings_live_in_coveragerc_is_told_what_to_add_there(

@@ -6,6 +6,7 @@ for input that init cannot work from (a malformed pyproject.toml, no tests at al
 
 from __future__ import annotations
 
+import configparser
 import re
 import sys
 import tomllib
@@ -23,6 +24,9 @@ TEST_EXTRA_NAMES = ("test", "tests", "testing", "dev")
 NEO4J_DRIVERS = frozenset({"neo4j", "neo4j-driver"})
 # Pythons init can write a session for, oldest first; the running one is preferred.
 KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+# A `dev` extra or group counts as the tests' only when it holds one of these: many hold
+# build, release and lint tools alone (pytest-* plugins count too).
+TEST_TOOLS = frozenset({"pytest", "hypothesis", "coverage", "mock", "freezegun"})
 NOT_PACKAGES = frozenset(
     {"tests", "test", "testing", "docs", "doc", "examples", "scripts", "benchmarks", "build"}
 )
@@ -126,13 +130,43 @@ def _has_test_files(directory: Path) -> bool:
     return False
 
 
+def configured_testpaths(root: Path, pyproject: dict[str, Any] | None) -> list[str]:
+    """pytest's ``testpaths``, from the first config file that pytest itself would read."""
+    for name in ("pytest.ini", ".pytest.ini"):
+        found = _ini_testpaths(root / name, "pytest")
+        if found is not None:
+            return found
+    table = (pyproject or {}).get("tool", {}).get("pytest", {})
+    # pytest 9 reads [tool.pytest] itself; older ones [tool.pytest.ini_options].
+    for options in (table.get("ini_options", {}), table):
+        configured = options.get("testpaths")
+        if configured:
+            return configured.split() if isinstance(configured, str) else list(configured)
+    for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+        found = _ini_testpaths(root / name, section)
+        if found is not None:
+            return found
+    return []
+
+
+def _ini_testpaths(path: Path, section: str) -> list[str] | None:
+    """``testpaths`` of an ini file's section; None when the file has no such section."""
+    if not path.is_file():
+        return None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise InitError(f"{path} cannot be read: {exc}") from None
+    if not parser.has_section(section):
+        return None
+    return parser.get(section, "testpaths", fallback="").split()
+
+
 def find_test_dirs(root: Path, pyproject: dict[str, Any] | None, sources: list[str]) -> list[str]:
     """Directories that hold tests: pytest's testpaths, else tests/, test/, or the packages."""
-    pytest_ini = (pyproject or {}).get("tool", {}).get("pytest", {}).get("ini_options", {})
-    configured = pytest_ini.get("testpaths") or []
-    if isinstance(configured, str):
-        configured = configured.split()
-    candidates = [str(item) for item in configured] or ["tests", "test"]
+    configured = configured_testpaths(root, pyproject)
+    candidates = [item.rstrip("/") for item in configured] or ["tests", "test"]
     found = [name for name in candidates if (root / name).is_dir() and _has_test_files(root / name)]
     for source in [] if found else sources:
         inner = [f"{source}/{name}" for name in ("tests", "test")]
@@ -175,9 +209,13 @@ def find_requirement_files(root: Path) -> list[str]:
     return [name for name in names if not skip.search(Path(name).stem)]
 
 
-def _first_named(available: list[str]) -> list[str]:
+def _first_named(available: dict[str, list[str]]) -> list[str]:
+    """The test extra or group: the first of TEST_EXTRA_NAMES; `dev` only with a test tool."""
     for name in TEST_EXTRA_NAMES:
-        if name in available:
+        if name not in available:
+            continue
+        names = _requirement_names(available[name])
+        if name != "dev" or names & TEST_TOOLS or any(n.startswith("pytest") for n in names):
             return [name]
     return []
 
@@ -222,6 +260,25 @@ def project_name(pyproject: dict[str, Any] | None, root: Path) -> str:
     return str(name or root.resolve().name)
 
 
+def test_dependencies(data: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """The test extra, dependency group and Poetry group of a pyproject.toml, each if any."""
+    extras = _first_named(data.get("project", {}).get("optional-dependencies", {}))
+    poetry = data.get("tool", {}).get("poetry", {})
+    if not extras:
+        extras = _first_named(poetry.get("extras", {}))
+    declared = data.get("dependency-groups", {})
+    groups = _first_named(
+        {
+            name: [item for item in items if isinstance(item, str)]
+            for name, items in declared.items()
+        }
+    )
+    poetry_groups = {
+        name: list(t.get("dependencies", {})) for name, t in poetry.get("group", {}).items()
+    }
+    return extras, groups, _first_named(poetry_groups)
+
+
 def coverage_config_elsewhere(root: Path) -> str | None:
     """A coverage config file that coverage reads before pyproject.toml, if any."""
     if (root / ".coveragerc").is_file():
@@ -248,13 +305,7 @@ def detect(root: Path) -> Project:
     if backend == "uv" and "build-system" not in data:
         # uv installs a project without a build system only when told to (package = true).
         install_project = bool(uv.get("package", False))
-    project = data.get("project", {})
-    extras = _first_named(sorted(project.get("optional-dependencies", {})))
-    poetry = data.get("tool", {}).get("poetry", {})
-    if not extras:
-        extras = _first_named(sorted(poetry.get("extras", {})))
-    groups = _first_named(sorted(data.get("dependency-groups", {})))
-    poetry_groups = _first_named(sorted(poetry.get("group", {})))
+    extras, groups, poetry_groups = test_dependencies(data)
     requirement_files = find_requirement_files(root)
     sources = [("src/" if layout == "src" else "") + name for name in packages]
     test_dirs = find_test_dirs(root, pyproject, sources)

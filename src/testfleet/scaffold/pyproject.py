@@ -58,30 +58,23 @@ def coverage_paths(project: Project) -> dict[str, list[str]]:
     }
 
 
-def _child(parent: Any, name: str, added: list[str], label: str) -> Any:
-    if name not in parent:
-        parent.add(name, tomlkit.table(is_super_table=label == "tool"))
-    return parent[name]
+def _coverage_advice(project: Project) -> str:
+    paths = "".join(
+        f"\n    {key} =" + "".join(f"\n        {item}" for item in value)
+        for key, value in coverage_paths(project).items()
+    )
+    return (
+        f"coverage reads its settings from {project.coverage_file}, not pyproject.toml: "
+        "add `parallel = True` and `patch = subprocess` to its [run] section "
+        f"([coverage:run] in setup.cfg or tox.ini), and a [paths] section:{paths}"
+    )
 
 
-def _coverage(doc: tomlkit.TOMLDocument, project: Project, edit: Edit) -> None:
-    if project.coverage_file is not None:
-        paths = "".join(
-            f"\n    {key} =" + "".join(f"\n        {item}" for item in value)
-            for key, value in coverage_paths(project).items()
-        )
-        edit.advice.append(
-            f"coverage reads its settings from {project.coverage_file}, not pyproject.toml: "
-            "add `parallel = True` and `patch = subprocess` to its [run] section "
-            f"([coverage:run] in setup.cfg or tox.ini), and a [paths] section:{paths}"
-        )
-        return
-    tool = _child(doc, "tool", edit.added, "tool")
-    coverage = _child(tool, "coverage", edit.added, "tool")
-    run = _child(coverage, "run", edit.added, "tool.coverage.run")
+def _run_keys(run: dict[str, Any], edit: Edit) -> dict[str, Any]:
+    """The keys [tool.coverage.run] lacks; advice where a value it has stands in the way."""
+    missing: dict[str, Any] = {}
     if "parallel" not in run:
-        run.add("parallel", True)
-        edit.added.append("[tool.coverage.run] parallel = true")
+        missing["parallel"] = True
     elif run["parallel"] is not True:
         edit.advice.append(
             "pyproject.toml sets [tool.coverage.run] parallel = false: parallel runs write "
@@ -89,38 +82,77 @@ def _coverage(doc: tomlkit.TOMLDocument, project: Project, edit: Edit) -> None:
         )
     if "patch" not in run:
         # xdist workers are subprocesses: without this their coverage is not measured.
-        run.add("patch", ["subprocess"])
-        edit.added.append('[tool.coverage.run] patch = ["subprocess"]')
+        missing["patch"] = ["subprocess"]
     elif "subprocess" not in list(run["patch"]):
         edit.advice.append(
             'add "subprocess" to [tool.coverage.run] patch: xdist workers are subprocesses'
         )
-    if "paths" not in coverage:
-        table = tomlkit.table()
-        table.add(tomlkit.comment("This checkout, the test image (/app), an installed copy."))
-        for key, value in coverage_paths(project).items():
-            table.add(key, value)
-        coverage.add("paths", table)
-        edit.added.append("[tool.coverage.paths]")
+    return missing
+
+
+def _new_tables(project: Project, data: dict[str, Any], edit: Edit) -> tomlkit.TOMLDocument:
+    """The tables pyproject.toml lacks, as a document of their own to append to it."""
+    tool = data.get("tool", {})
+    extra = tomlkit.document()
+    tables = tomlkit.table(is_super_table=True)
+    if "testfleet" not in tool:
+        tables["testfleet"] = testfleet_table(project)
+        edit.added.append("[tool.testfleet]")
+    coverage = tool.get("coverage", {})
+    if project.coverage_file is None:
+        wanted = tomlkit.table(is_super_table=True)
+        if "run" not in coverage:
+            run = tomlkit.table()
+            for key, value in _run_keys({}, edit).items():
+                run[key] = value
+                edit.added.append(f"[tool.coverage.run] {key}")
+            wanted["run"] = run
+        if "paths" not in coverage:
+            paths = tomlkit.table()
+            paths.add(tomlkit.comment("This checkout, the test image (/app), an installed copy."))
+            for key, value in coverage_paths(project).items():
+                paths[key] = value
+            wanted["paths"] = paths
+            edit.added.append("[tool.coverage.paths]")
+        if wanted:
+            tables["coverage"] = wanted
+    if tables:
+        extra["tool"] = tables
+    return extra
 
 
 def edit_pyproject(text: str | None, project: Project) -> Edit:
-    """pyproject.toml (``text``; None: a new one) with what init adds."""
-    doc = tomlkit.parse(text) if text is not None else tomlkit.document()
+    """pyproject.toml (``text``; None: a new one) with what init adds.
+
+    Keys missing from an existing [tool.coverage.run] go into it; whole tables that are
+    missing go at the end of the file, so that the file's own text stays as it was
+    however its tables are ordered.
+    """
     edit = Edit(text="")
-    if text is None:
-        doc.add(
-            tomlkit.comment(
-                "Settings of the test tools; this project is not installed as a package."
-            )
-        )
-    tool = _child(doc, "tool", edit.added, "tool")
-    if "testfleet" not in tool:
-        tool.add("testfleet", testfleet_table(project))
-        edit.added.append("[tool.testfleet]")
-    _coverage(doc, project, edit)
-    edit.text = tomlkit.dumps(doc)
-    _check_kept(text, edit.text)
+    data = tomllib.loads(text) if text is not None else {}
+    if project.coverage_file is not None:
+        edit.advice.append(_coverage_advice(project))
+    body = (
+        text
+        if text is not None
+        else ("# Settings of the test tools; this project is not installed as a package.\n")
+    )
+    run = data.get("tool", {}).get("coverage", {}).get("run")
+    if project.coverage_file is None and run is not None:
+        missing = _run_keys(run, edit)
+        if missing:
+            doc = tomlkit.parse(body)
+            table = doc["tool"]["coverage"]["run"]  # type: ignore[index]
+            for key, value in missing.items():
+                table[key] = value  # type: ignore[index]
+                edit.added.append(f"[tool.coverage.run] {key}")
+            body = tomlkit.dumps(doc)
+    extra = _new_tables(project, data, edit)
+    if extra:
+        body = body.rstrip("\n") + "\n\n" + tomlkit.dumps(extra).lstrip("\n")
+    edit.text = body if edit.added else (text or "")
+    if edit.added:
+        _check_kept(text, edit.text)
     return edit
 
 
