@@ -142,9 +142,9 @@ def edit_pyproject(text: str | None, project: Project) -> Edit:
         missing = _run_keys(run, edit)
         if missing:
             doc = tomlkit.parse(body)
-            table = doc["tool"]["coverage"]["run"]  # type: ignore[index]
+            table = doc["tool"]["coverage"]["run"]
             for key, value in missing.items():
-                table[key] = value  # type: ignore[index]
+                table[key] = value
                 edit.added.append(f"[tool.coverage.run] {key}")
             body = tomlkit.dumps(doc)
     extra = _new_tables(project, data, edit)
