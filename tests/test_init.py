@@ -307,6 +307,19 @@ def test_the_next_commands_parse_and_name_the_sessions_and_tasks_init_set_up(
     assert "noxfile.py" in words[-1]
 
 
+def test_a_workflow_that_already_runs_the_pipeline_is_the_one_init_compares_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_sample(tmp_path, "src-hatchling")
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "lint.yml").write_text("name: lint\n")
+    (workflows / "ci.yaml").write_text("name: ci\njobs: {t: {steps: [{run: invoke ci}]}}\n")
+    assert init(tmp_path) == 0
+    assert sorted(p.name for p in workflows.iterdir()) == ["ci.yaml", "lint.yml"]
+    assert "  kept          .github/workflows/ci.yaml" in capsys.readouterr().out
+
+
 # --- never overwrite, --force, --dry-run --------------------------------------------------
 
 

@@ -150,6 +150,19 @@ def codeowners(project: Project) -> str:
     )
 
 
+def workflow_path(root: Path) -> str:
+    """The project's workflow that already runs the pipeline, else the one init adds."""
+    folder = root / ".github" / "workflows"
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "invoke ci" in text or "docker-compose.test.yml" in text:
+            return path.relative_to(root).as_posix()
+    return WORKFLOW
+
+
 @dataclass(frozen=True)
 class Rendered:
     """One file init proposes: its path relative to the root and its whole text."""
@@ -167,7 +180,7 @@ def render_all(project: Project, *, neo4j: bool) -> list[Rendered]:
         ("Dockerfile", "Dockerfile.tmpl"),
         (".dockerignore", "dockerignore.tmpl"),
         ("docker-compose.test.yml", "docker-compose.test.yml.tmpl"),
-        (WORKFLOW, "ci.yml.tmpl"),
+        (workflow_path(project.root), "ci.yml.tmpl"),
         ("docs/testing.md", "testing.md.tmpl"),
         ("docs/rollback.md", "rollback.md.tmpl"),
     ]
