@@ -28,6 +28,7 @@ GENERATED = (
     "docs/test-isolation-audit.md",
     "CODEOWNERS",
     "pyproject.toml",
+    ".gitignore",
 )
 
 
@@ -318,6 +319,18 @@ def test_a_workflow_that_already_runs_the_pipeline_is_the_one_init_compares_with
     assert init(tmp_path) == 0
     assert sorted(p.name for p in workflows.iterdir()) == ["ci.yaml", "lint.yml"]
     assert "  kept          .github/workflows/ci.yaml" in capsys.readouterr().out
+
+
+def test_gitignore_gains_the_run_outputs_once_and_keeps_the_baseline_in(tmp_path: Path) -> None:
+    make_sample(tmp_path, "poetry")
+    (tmp_path / ".gitignore").write_text("*.pyc\n.coverage")
+    assert init(tmp_path) == 0
+    text = (tmp_path / ".gitignore").read_text()
+    assert text.startswith("*.pyc\n.coverage\n\n# Written by the test runs")
+    lines = text.splitlines()
+    assert lines.count(".coverage") == 1
+    assert "!reports/test-timing-baseline.json" in lines
+    assert lines.index("reports/*") < lines.index("!reports/test-timing-baseline.json")
 
 
 # --- never overwrite, --force, --dry-run --------------------------------------------------

@@ -56,6 +56,27 @@ def audit_document(project: Project) -> str:
     return text.replace("[diagnose.md](diagnose.md#static-audit)", "`testfleet audit --help`")
 
 
+GITIGNORE = (".nox/", "reports/*", "!" + render.BASELINE, ".coverage", ".coverage.*")
+
+
+def gitignore(existing: str | None) -> str:
+    """.gitignore with what the runs write (kept out) and the baseline (kept in) added."""
+    text = existing or ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [line for line in GITIGNORE if line not in present]
+    if not missing:
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    head = "\n" if text else ""
+    return (
+        text
+        + head
+        + "# Written by the test runs; the timing baseline is committed.\n"
+        + ("\n".join(missing) + "\n")
+    )
+
+
 def _python_file(project: Project, path: str, proposed: str, *, force: bool) -> Change:
     existing = read_existing(project.root, path)
     if existing is None or force:
@@ -81,6 +102,10 @@ def plan(root: Path, *, neo4j: bool = False, force: bool = False) -> Plan:
             change = decide(root, item.path, item.text, force=force)
         changes.append(change)
     changes.append(decide(root, AUDIT_DOC, audit_document(project), force=force))
+    ignored = read_existing(root, ".gitignore")
+    wanted = gitignore(ignored)
+    action = SAME if wanted == ignored else (CREATE if ignored is None else UPDATE)
+    changes.append(Change(".gitignore", wanted, ignored, action))
     existing = read_existing(root, "pyproject.toml")
     edit = edit_pyproject(existing, project)
     advice += edit.advice
@@ -119,6 +144,14 @@ LABELS = {
 }
 
 
+HEADINGS = {
+    CREATE: "its whole text",
+    UPDATE: "what init adds",
+    REPLACE: "the file as it was (-) and what replaces it (+)",
+    KEEP: "the file as it is (-) and what init would write (+)",
+}
+
+
 def next_commands(written: list[str]) -> list[str]:
     """The commands to run after init, each one that parses as a shell command."""
     commands = []
@@ -141,8 +174,8 @@ def show(result: Plan, *, dry_run: bool, out: TextIO) -> None:
     for change in result.changes:
         shown = change.action in (KEEP, REPLACE, UPDATE) or (dry_run and change.action == CREATE)
         if shown and change.proposed is not None:
-            out.write(f"\n{LABELS[change.action][1 if dry_run else 0]} {change.path}; ")
-            out.write("what init would write, against the file as it is:\n")
+            out.write(f"\n{change.path} ({LABELS[change.action][1 if dry_run else 0]}): ")
+            out.write(HEADINGS[change.action] + "\n")
             out.write(change.diff())
     kept = [c.path for c in result.changes if c.action == KEEP and c.proposed is not None]
     if kept:
