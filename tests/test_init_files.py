@@ -11,7 +11,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from docker.utils import exclude_paths
@@ -23,7 +25,7 @@ from testfleet.scaffold import render
 
 
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def projects(tmp_path_factory: pytest.TempPathFactory) -> Mapping[str, Path]:
     """Every sample, initialised; `src-hatchling+neo4j` is the same sample with --neo4j."""
     made = {}
     for key in SAMPLES:
@@ -35,7 +37,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_sample(root, "src-hatchling")
     assert main(["init", str(root), "--neo4j"]) == 0
     made["src-hatchling+neo4j"] = root
-    return made
+    return MappingProxyType(made)
 
 
 def tool(name: str) -> str:
@@ -55,7 +57,9 @@ def load_yaml(path: Path) -> dict[str, object]:
     return data
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile_of_any_sample(projects: dict[str, Path]) -> None:
+def test_hadolint_finds_nothing_in_the_dockerfile_of_any_sample(
+    projects: Mapping[str, Path],
+) -> None:
     files = [root / "Dockerfile" for root in projects.values()]
     result = run(tool("hadolint"), "--no-color", "--failure-threshold", "style", *files)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -69,7 +73,7 @@ def test_hadolint_finds_nothing_in_the_dockerfile_of_any_sample(projects: dict[s
     ],
 )
 def test_compose_file_and_workflow_match_their_schemas_with_and_without_neo4j(
-    projects: dict[str, Path], schema: str, name: str
+    projects: Mapping[str, Path], schema: str, name: str
 ) -> None:
     pytest.importorskip("check_jsonschema", reason="install the `test` extra (check-jsonschema)")
     files = [root / name for root in projects.values()]
@@ -79,7 +83,7 @@ def test_compose_file_and_workflow_match_their_schemas_with_and_without_neo4j(
 
 @pytest.mark.parametrize("key", ["neo4j-setuptools", "src-hatchling+neo4j"])
 def test_the_tests_service_waits_for_a_healthy_neo4j_it_reaches_by_name(
-    projects: dict[str, Path], key: str
+    projects: Mapping[str, Path], key: str
 ) -> None:
     services = load_yaml(projects[key] / "docker-compose.test.yml")["services"]
     assert isinstance(services, dict)
@@ -94,7 +98,7 @@ def test_the_tests_service_waits_for_a_healthy_neo4j_it_reaches_by_name(
 
 
 def test_without_neo4j_the_compose_file_has_the_tests_service_alone(
-    projects: dict[str, Path],
+    projects: Mapping[str, Path],
 ) -> None:
     services = load_yaml(projects["src-hatchling"] / "docker-compose.test.yml")["services"]
     assert isinstance(services, dict)
@@ -104,7 +108,7 @@ def test_without_neo4j_the_compose_file_has_the_tests_service_alone(
 
 @pytest.mark.parametrize("key", sorted(SAMPLES))
 def test_the_build_context_holds_what_the_image_reads_and_no_local_environment(
-    projects: dict[str, Path], key: str
+    projects: Mapping[str, Path], key: str
 ) -> None:
     root = projects[key]
     for extra in (".venv/bin/python", ".nox/x/y", "reports/test-timing.json"):
@@ -121,7 +125,7 @@ def test_the_build_context_holds_what_the_image_reads_and_no_local_environment(
 
 @pytest.mark.parametrize("key", sorted(SAMPLES))
 def test_the_image_runs_invoke_ci_as_a_non_root_user_on_a_pinned_python(
-    projects: dict[str, Path], key: str
+    projects: Mapping[str, Path], key: str
 ) -> None:
     dockerfile = (projects[key] / "Dockerfile").read_text()
     froms = re.findall(r"^FROM (\S+)", dockerfile, re.M)
@@ -135,7 +139,9 @@ def test_the_image_runs_invoke_ci_as_a_non_root_user_on_a_pinned_python(
     assert installs is SAMPLES[key].install_project
 
 
-def test_the_workflow_publishes_the_summary_the_pipeline_writes(projects: dict[str, Path]) -> None:
+def test_the_workflow_publishes_the_summary_the_pipeline_writes(
+    projects: Mapping[str, Path],
+) -> None:
     workflow = load_yaml(projects["poetry"] / ".github/workflows/tests.yml")
     steps = workflow["jobs"]["tests"]["steps"]  # type: ignore[index]
     runs = "\n".join(step.get("run", "") for step in steps)
