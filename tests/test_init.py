@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from init_samples import SAMPLES, make_sample, snapshot
-from testfleet import scaffold
+from testfleet import config, scaffold
 from testfleet.cli import main
 from testfleet.scaffold import deps, pyfiles, render
 from testfleet.scaffold.detect import InitError, detect
@@ -142,6 +142,20 @@ def test_init_writes_every_file_and_a_second_run_changes_nothing(
     assert "updated" not in out
     for name in GENERATED:
         assert f"unchanged     {name}" in out
+
+
+@pytest.mark.parametrize("key", sorted(SAMPLES))
+def test_the_settings_init_writes_are_read_back_by_testfleet_config(
+    tmp_path: Path, key: str
+) -> None:
+    sample = make_sample(tmp_path, key)
+    assert init(tmp_path) == 0
+    settings = config.load(tmp_path, environ={})
+    assert settings.get("install_project") is sample.install_project
+    assert list(settings.get("extras")) == list(sample.extras)
+    assert list(settings.get("dependency_groups")) == list(sample.groups)
+    assert [str(item) for item in settings.get("requirements")] == list(sample.requirements)
+    assert list(settings.get("python")) == ["3.11"]
 
 
 def test_the_thin_noxfile_and_tasks_are_exactly_the_agreed_lines(tmp_path: Path) -> None:

@@ -524,6 +524,8 @@ def _config(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
 def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`testfleet init`: set a project up (the logic is in testfleet.scaffold)."""
     parser = commands.add_parser(

@@ -12,15 +12,17 @@ therefore never reinstalls the dependencies.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from testfleet import config
 from testfleet.scaffold.detect import read_requirement_file
 
 # What the nox sessions and invoke tasks need beside testfleet and the project.
@@ -144,25 +146,28 @@ def _poetry(data: dict[str, Any], extras: list[str]) -> list[str]:
     return found
 
 
-def project_requirements(directory: Path) -> list[str]:
-    """What the project's pyproject.toml and requirement files ask for, in order, once each."""
+def project_requirements(directory: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What the project's pyproject.toml and requirement files ask for, in order, once each.
+
+    Which extras, groups and files count is read as every testfleet setting is (the
+    environment, then ``[tool.testfleet]``), so the image installs what the sessions do.
+    """
     path = directory / "pyproject.toml"
     data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    settings = data.get("tool", {}).get("testfleet", {})
+    settings = config.load(directory, environ={} if environ is None else environ)
     project = data.get("project", {})
-    extras = list(settings.get("extras", []))
+    extras = list(settings.get("extras"))
     found: list[str] = []
-    if settings.get("install_project", bool(data)):
+    if settings.get("install_project"):
         found += data.get("build-system", {}).get("requires", list(DEFAULT_BUILD))
     found += project.get("dependencies", [])
     for extra in extras:
         found += _expand_extra(project, extra, set())
     groups = data.get("dependency-groups", {})
-    for group in settings.get("dependency_groups", []):
+    for group in settings.get("dependency_groups"):
         found += _expand_group(groups, group, set())
     found += _poetry(data, extras)
-    requirement_files = settings.get("requirements", [])
-    for name in [requirement_files] if isinstance(requirement_files, str) else requirement_files:
+    for name in settings.get("requirements"):
         found += read_requirement_file(directory / name)
     found += SESSION_TOOLS
     return list(dict.fromkeys(found))
@@ -176,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="the directory with pyproject.toml")
     args = parser.parse_args(argv)
     try:
-        lines = project_requirements(args.directory)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        lines = project_requirements(args.directory, os.environ)
+    except (OSError, tomllib.TOMLDecodeError, config.ConfigError) as exc:
         print(f"testfleet: error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write("".join(line + "\n" for line in lines))
