@@ -98,6 +98,22 @@ def test_the_page_needs_nothing_from_the_network_and_escapes_node_ids() -> None:
     assert "[&lt;b&gt;3&lt;/b&gt;]" in page
 
 
+def test_worker_start_up_and_collection_show_before_the_first_test_of_each_lane() -> None:
+    data = generated_report(20, 2)
+    # As a parallel phase records it, in seconds from the phase's start.
+    phase = {**data["run"], "start": 995.0}
+    phase["worker_startup"] = {"gw0": {"ready": 2.0, "collected": 4.5}, "gw1": {"ready": 2.5}}
+    data["run"]["phases"] = [phase]
+    page = render(data)
+    assert "<title>gw0 start-up: 2.00s</title>" in page
+    assert "<title>gw0 collection: 2.50s</title>" in page
+    assert "<title>gw1 start-up: 2.50s</title>" in page
+    assert page.count('<rect class="startup"') == 2
+    # The axis starts with the phase, before the first test.
+    assert re.search(r'<rect class="startup" x="110.00"', page)
+    assert page.count('<rect class="bar ') == 21
+
+
 def test_lanes_sort_workers_by_number_and_put_the_serial_phase_last() -> None:
     tests = [{"worker": w} for w in ("main", "gw10", "gw2", "gw0")]
     assert html_svg.lanes(tests) == ["gw0", "gw2", "gw10", "main"]

@@ -35,11 +35,13 @@ svg text{font:11px system-ui,sans-serif;fill:#57606a}.lane-label{text-anchor:end
 .tick{text-anchor:middle}.grid{stroke:#eaeef2}.lane-bg{fill:#f6f8fa}
 .lane:nth-child(even) .lane-bg{fill:#eef1f4}.phase{stroke:#8250df;stroke-dasharray:4 3}
 .bar:hover,.col:hover{stroke:#000;stroke-width:1}
+.startup{fill:#d0d7de}.collecting{fill:#afb8c1}
 .o-passed{fill:#2da44e}.o-failed{fill:#cf222e}.o-error{fill:#82071e}.o-skipped{fill:#8c959f}
 .o-xfailed{fill:#bf8700}.o-xpassed{fill:#8250df}.legend span{display:inline-block;
 margin-right:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 .i-passed{background:#2da44e}.i-failed{background:#cf222e}.i-error{background:#82071e}
-.i-skipped{background:#8c959f}.i-xfailed{background:#bf8700}.i-xpassed{background:#8250df}
+.i-skipped{background:#8c959f}.i-startup{background:#d0d7de}
+.i-xfailed{background:#bf8700}.i-xpassed{background:#8250df}
 .col.ok{fill:#4c8bf5}.col.bad{fill:#cf222e}.warn{color:#cf222e;font-weight:600}
 """
 
@@ -48,7 +50,7 @@ SCRIPT = """
 document.addEventListener("mouseover", function (event) {
   var target = event.target;
   if (!target.closest) { return; }
-  var shape = target.closest(".bar, .col");
+  var shape = target.closest(".bar, .col, .startup, .collecting");
   var title = shape && shape.querySelector("title");
   if (title) { document.getElementById("hover").textContent = title.textContent; }
 });
@@ -102,6 +104,7 @@ def _cards(analysis: Mapping[str, Any]) -> str:
 
 def _legend() -> str:
     spans = "".join(f'<span><i class="i-{o}"></i>{o}</span>' for o in OUTCOMES)
+    spans += '<span><i class="i-startup"></i>worker start-up, collection</span>'
     return f'<p class="legend">{spans}</p>'
 
 

@@ -68,7 +68,8 @@ def timeline(report: Mapping[str, Any]) -> str:
     names = lanes(report["tests"])
     if not tests:
         return '<p class="empty">No test has start and stop times to draw.</p>'
-    t0 = min(float(t["start"]) for t in tests)
+    startup = worker_startup(report["run"])
+    t0 = min([float(t["start"]) for t in tests] + [begin for begin, _, _ in startup.values()])
     span = max(float(t["stop"]) for t in tests) - t0 or 1e-6
     row = {name: index for index, name in enumerate(names)}
     height = len(names) * LANE
@@ -90,6 +91,8 @@ def timeline(report: Mapping[str, Any]) -> str:
             f'<rect class="lane-bg" x="{LABEL}" y="{y}" width="{PLOT}" height="{LANE}"/>'
             f'<text class="lane-label" x="{LABEL - 6}" y="{y + LANE - 7}">{escape(label)}</text>'
         )
+        if name in startup:
+            out += _startup(name, startup[name], t0, span, y)
         out += [_bar(test, t0, span, y) for test in by_worker[name]]
         out.append("</g>")
     serial = [float(t["start"]) for t in tests if t["worker"] == MAIN_WORKER]
@@ -98,6 +101,43 @@ def timeline(report: Mapping[str, Any]) -> str:
         out.append(f'<line class="phase" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height}"/>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def worker_startup(run: Mapping[str, Any]) -> dict[str, tuple[float, float, float | None]]:
+    """worker -> (phase start, ready, collected), absolute times, where the report has them.
+
+    Reports that record it keep, per worker, the seconds from the phase's start until the
+    worker was ready and until it had collected the tests.
+    """
+    found: dict[str, tuple[float, float, float | None]] = {}
+    for phase in run.get("phases") or [run]:
+        facts = phase.get("worker_startup")
+        begin = phase.get("start")
+        if not isinstance(facts, dict) or not isinstance(begin, int | float):
+            continue
+        for worker, times in facts.items():
+            ready = times.get("ready") if isinstance(times, dict) else None
+            if not isinstance(ready, int | float):
+                continue
+            collected = times.get("collected")
+            done = float(begin) + collected if isinstance(collected, int | float) else None
+            found[str(worker)] = (float(begin), float(begin) + ready, done)
+    return found
+
+
+def _startup(
+    worker: str, times: tuple[float, float, float | None], t0: float, span: float, y: float
+) -> list[str]:
+    begin, ready, collected = times
+    spans = [("startup", begin, ready, "start-up")]
+    if collected is not None and collected > ready:
+        spans.append(("collecting", ready, collected, "collection"))
+    return [
+        f'<rect class="{css}" x="{LABEL + (start - t0) / span * PLOT:.2f}" y="{y + 3}" '
+        f'width="{max((stop - start) / span * PLOT, 0.6):.2f}" height="{BAR}">'
+        f"<title>{escape(worker)} {what}: {stop - start:.2f}s</title></rect>"
+        for css, start, stop, what in spans
+    ]
 
 
 def _bar(test: Mapping[str, Any], t0: float, span: float, y: float) -> str:
