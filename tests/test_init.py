@@ -557,13 +557,34 @@ def test_the_image_requirements_follow_the_testfleet_table_of_each_sample(tmp_pa
     for name in ("uv", "poetry", "flat"):
         assert init(tmp_path / name) == 0
     uv = deps.project_requirements(tmp_path / "uv")
-    assert uv[:3] == ["hatchling", "ruff", "pytest>=8"]
+    assert uv[:4] == ["hatchling", "editables", "ruff", "pytest>=8"]
     poetry = deps.project_requirements(tmp_path / "poetry")
     assert poetry[:2] == ["poetry-core>=1.0.0", "pytest>=8.0,<9"]
     flat = deps.project_requirements(tmp_path / "flat")
     assert flat[0] == "pytest>=8"
     for found in (uv, poetry, flat):
         assert found[-len(deps.SESSION_TOOLS) :] == list(deps.SESSION_TOOLS)
+
+
+def test_a_version_from_git_gets_a_stand_in_in_the_image_which_holds_no_git(
+    tmp_path: Path,
+) -> None:
+    make_sample(tmp_path / "scm", "src-hatchling")
+    make_sample(tmp_path / "plain", "src-hatchling")
+    pyproject = tmp_path / "scm" / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('"hatchling>=1.18"', '"hatchling>=1.18", "hatch-vcs"')
+    )
+    for name in ("scm", "plain"):
+        assert init(tmp_path / name) == 0
+    assert "ENV SETUPTOOLS_SCM_PRETEND_VERSION=" in (tmp_path / "scm" / "Dockerfile").read_text()
+    assert "SETUPTOOLS_SCM" not in (tmp_path / "plain" / "Dockerfile").read_text()
+    # hatchling's editable install needs `editables`, installed without build isolation.
+    assert deps.project_requirements(tmp_path / "scm")[:3] == [
+        "hatchling>=1.18",
+        "hatch-vcs",
+        "editables",
+    ]
 
 
 def test_the_deps_command_prints_one_requirement_a_line(

@@ -159,7 +159,12 @@ def project_requirements(directory: Path, environ: Mapping[str, str] | None = No
     extras = list(settings.get("extras"))
     found: list[str] = []
     if settings.get("install_project"):
-        found += data.get("build-system", {}).get("requires", list(DEFAULT_BUILD))
+        build = data.get("build-system", {})
+        found += build.get("requires", list(DEFAULT_BUILD))
+        if "hatchling" in str(build.get("build-backend", "")) and settings.get("editable"):
+            # What hatchling asks for an editable install, which the image makes without
+            # build isolation (the build system comes from this list).
+            found.append("editables")
     found += project.get("dependencies", [])
     for extra in extras:
         found += _expand_extra(project, extra, set())

@@ -97,6 +97,16 @@ def _install_text(project: Project) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
+# Build requirements that take the version from git; all read SETUPTOOLS_SCM_PRETEND_VERSION.
+SCM_BUILDERS = ("setuptools-scm", "setuptools_scm", "hatch-vcs", "flit-scm", "flit_scm")
+
+
+def version_from_git(project: Project) -> bool:
+    """Whether building the project needs git metadata (a setuptools-scm based version)."""
+    requires = (project.pyproject or {}).get("build-system", {}).get("requires", [])
+    return any(str(item).lower().startswith(SCM_BUILDERS) for item in requires)
+
+
 def manifests(project: Project) -> list[str]:
     """The files the image's dependency stage reads (pyproject.toml always exists by then)."""
     return ["pyproject.toml", *project.requirements]
@@ -116,6 +126,7 @@ def values_for(project: Project, *, neo4j: bool) -> dict[str, Any]:
         "manifest_mounts": mounts,
         "install_project": project.install_project,
         "editable_flag": "--editable ",
+        "scm_version": project.install_project and version_from_git(project),
         "neo4j": neo4j,
         "report": REPORT,
         "baseline": BASELINE,
