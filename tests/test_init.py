@@ -347,6 +347,48 @@ def test_gitignore_gains_the_run_outputs_once_and_keeps_the_baseline_in(tmp_path
     assert lines.index("reports/*") < lines.index("!reports/test-timing-baseline.json")
 
 
+@pytest.mark.parametrize("existing", [None, "import pytest\n\ncollect_ignore = ['setup.py']\n"])
+def test_a_suite_that_imports_every_module_does_not_import_the_task_runners_files(
+    tmp_path: Path, existing: str | None
+) -> None:
+    make_sample(tmp_path, "flat-setuptools-inside")
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.pytest.ini_options]\naddopts = "--doctest-modules"\n')
+    if existing is not None:
+        (tmp_path / "conftest.py").write_text(existing)
+    assert init(tmp_path) == 0
+    text = (tmp_path / "conftest.py").read_text()
+    assert text.startswith(existing or '"""pytest settings')
+    namespace: dict[str, object] = {}
+    exec(compile(text, "conftest.py", "exec"), namespace)
+    expected = ["setup.py"] if existing else []
+    assert namespace["collect_ignore"] == [*expected, "noxfile.py", "tasks.py"]
+    assert init(tmp_path) == 0
+    assert (tmp_path / "conftest.py").read_text() == text
+
+
+def test_pytest_with_doctest_modules_collects_the_tests_and_not_the_noxfile_after_init(
+    pytester: pytest.Pytester,
+) -> None:
+    make_sample(pytester.path, "flat-setuptools-inside")
+    with (pytester.path / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.pytest.ini_options]\naddopts = "--doctest-modules -p no:randomly"\n')
+    assert init(pytester.path) == 0
+    # The noxfile must not be imported: make that fail loudly if it were.
+    noxfile = pytester.path / "noxfile.py"
+    noxfile.write_text("raise ImportError('collected')\n" + noxfile.read_text())
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=5)
+
+
+def test_a_suite_limited_to_its_testpaths_gets_no_conftest(tmp_path: Path) -> None:
+    make_sample(tmp_path, "src-hatchling")
+    text = (tmp_path / "pyproject.toml").read_text().replace("-n auto", "--doctest-modules -n auto")
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert init(tmp_path) == 0
+    assert not (tmp_path / "conftest.py").exists()
+
+
 # --- never overwrite, --force, --dry-run --------------------------------------------------
 
 

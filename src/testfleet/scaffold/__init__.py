@@ -77,6 +77,28 @@ def gitignore(existing: str | None) -> str:
     )
 
 
+CONFTEST_NEW = '''"""pytest settings for the whole checkout."""
+
+# The task runners' files are no tests, and they import nox and invoke, which the test
+# environments do not have: --doctest-modules must not import them.
+collect_ignore = ["noxfile.py", "tasks.py"]
+'''
+CONFTEST_ADDED = """
+# The task runners' files are no tests, and they import nox and invoke, which the test
+# environments do not have: --doctest-modules must not import them.
+collect_ignore = [*globals().get("collect_ignore", []), "noxfile.py", "tasks.py"]
+"""
+
+
+def conftest(existing: str | None) -> str:
+    """The root conftest.py with noxfile.py and tasks.py left out of collection."""
+    if existing is None:
+        return CONFTEST_NEW
+    if "noxfile.py" in existing:
+        return existing
+    return existing + ("" if existing.endswith("\n") or not existing else "\n") + CONFTEST_ADDED
+
+
 def _python_file(project: Project, path: str, proposed: str, *, force: bool) -> Change:
     existing = read_existing(project.root, path)
     if existing is None or force:
@@ -102,6 +124,11 @@ def plan(root: Path, *, neo4j: bool = False, force: bool = False) -> Plan:
             change = decide(root, item.path, item.text, force=force)
         changes.append(change)
     changes.append(decide(root, AUDIT_DOC, audit_document(project), force=force))
+    if project.collects_root_modules:
+        before = read_existing(root, "conftest.py")
+        after = conftest(before)
+        action = SAME if after == before else (CREATE if before is None else UPDATE)
+        changes.append(Change("conftest.py", after, before, action))
     ignored = read_existing(root, ".gitignore")
     wanted = gitignore(ignored)
     action = SAME if wanted == ignored else (CREATE if ignored is None else UPDATE)

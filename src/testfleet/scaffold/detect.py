@@ -56,6 +56,9 @@ class Project:
     uses_neo4j: bool
     poetry_groups: list[str] = field(default_factory=list)
     coverage_file: str | None = None
+    # pytest imports every module it finds (--doctest-modules, no testpaths): the
+    # noxfile and tasks.py too, unless the project tells it not to.
+    collects_root_modules: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -161,6 +164,18 @@ def _ini_testpaths(path: Path, section: str) -> list[str] | None:
     if not parser.has_section(section):
         return None
     return parser.get(section, "testpaths", fallback="").split()
+
+
+def collects_root_modules(root: Path, pyproject: dict[str, Any] | None) -> bool:
+    """Whether pytest's configuration imports every module from the root (--doctest-modules)."""
+    if configured_testpaths(root, pyproject):
+        return False
+    texts = [str((pyproject or {}).get("tool", {}).get("pytest", {}))]
+    for name in ("pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg"):
+        path = root / name
+        if path.is_file():
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return any("--doctest-modules" in text for text in texts)
 
 
 def find_test_dirs(root: Path, pyproject: dict[str, Any] | None, sources: list[str]) -> list[str]:
@@ -330,6 +345,7 @@ def detect(root: Path) -> Project:
         uses_neo4j=bool(NEO4J_DRIVERS & _all_dependencies(pyproject, root, requirement_files)),
         poetry_groups=poetry_groups,
         coverage_file=coverage_config_elsewhere(root),
+        collects_root_modules=collects_root_modules(root, pyproject),
     )
     if poetry_groups and not extras:
         found.notes.append(
