@@ -182,7 +182,9 @@ HEADINGS = {
 def next_commands(written: list[str]) -> list[str]:
     """The commands to run after init, each one that parses as a shell command."""
     commands = []
-    missing = [name for name in ("nox", "invoke") if importlib.util.find_spec(name) is None]
+    # invoke ci runs nox and coverage (coverage erase) from the environment it runs in.
+    tools = ("nox", "invoke", "coverage")
+    missing = [name for name in tools if importlib.util.find_spec(name) is None]
     if missing:
         commands.append(shlex.join(["python", "-m", "pip", "install", *missing]))
     commands += ["nox -s tests_parallel", "invoke baseline", "invoke ci"]
