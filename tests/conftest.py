@@ -53,6 +53,12 @@ OUTER_VARIABLES = (
     ),
     "TESTFLEET_HISTORY",
     "TESTFLEET_HISTORY_PATH",
+    # A CI matrix job's shard: an inner run is not part of it.
+    "TESTFLEET_SHARD",
+    "CI_NODE_INDEX",
+    "CI_NODE_TOTAL",
+    "BUILDKITE_PARALLEL_JOB",
+    "BUILDKITE_PARALLEL_JOB_COUNT",
 )
 
 

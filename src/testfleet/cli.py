@@ -48,6 +48,12 @@ def _workers(text: str) -> workers.Workers:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _shard(text: str) -> str:
+    from testfleet import shardselect
+
+    return shardselect.shard_choice(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="testfleet",
@@ -146,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do not add the run to the history (also: history = false in [tool.testfleet])",
     )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run only shard I of N (from 1), split by recorded durations; 'auto' reads "
+        "the CI's variables (GitLab, Buildkite); default $TESTFLEET_SHARD (docs/sharding.md)",
+    )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
 
     randomized = commands.add_parser(
@@ -202,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(commands)
     _add_history(commands)
     _add_init(commands)
+    _add_shard(commands)
+    _add_combine(commands)
     return parser
 
 
@@ -526,6 +542,56 @@ def _config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_shard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet shard --plan N`: how the suite would split into N shards."""
+    parser = commands.add_parser(
+        "shard",
+        help="show how the suite splits into N CI shards: tests and predicted seconds each",
+        description="Collects the suite (nothing runs) and prints the plan every shard of "
+        "`testfleet run --shard I/N` computes: each shard's test count and predicted seconds, "
+        "from the durations of the committed baseline. Arguments after -- go to pytest.",
+    )
+    parser.add_argument(
+        "--plan", type=_positive_int, required=True, metavar="N", help="number of shards"
+    )
+    parser.add_argument(
+        "--durations",
+        type=Path,
+        default=None,
+        help="timing report whose durations choose the split (default: the baseline, "
+        "reports/test-timing-baseline.json, when it exists)",
+    )
+    parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    parser.add_argument(
+        "--output", "-o", type=Path, help="write to this file (atomically) instead of stdout"
+    )
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
+    parser.set_defaults(handler=_shard_plan)
+
+
+def _shard_plan(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from testfleet import sharding, shardselect
+
+    if args.durations is not None and not args.durations.is_file():
+        return _error(f"--durations: {args.durations} does not exist: give a timing report")
+    with tempfile.TemporaryDirectory(prefix="testfleet-plan-") as tmp:
+        document = shardselect.collect_plan(
+            args.plan, _pytest_args(args.pytest_args), args.durations, Path(tmp)
+        )
+    if args.format == "json":
+        text = json.dumps(document, indent=2) + "\n"
+    else:
+        text = sharding.render_plan(document, args.format)
+    if args.output is not None:
+        write_text_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`testfleet init`: set a project up (the logic is in testfleet.scaffold)."""
     parser = commands.add_parser(
@@ -555,6 +621,84 @@ def _init(args: argparse.Namespace) -> int:
     from testfleet import scaffold
 
     return scaffold.run(args.path, neo4j=args.neo4j, force=args.force, dry_run=args.dry_run)
+
+
+def _add_combine(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`testfleet combine`: the shards' reports and coverage data, as one run."""
+    from testfleet import combine
+
+    parser = commands.add_parser(
+        "combine",
+        help="combine the timing reports (and coverage data) of a CI matrix's shards",
+        description="Checks that the reports are the N shards of one run (same collection, "
+        "plan and commit; none missing or given twice) and writes one timing report in which "
+        "every collected test appears once. Exit 0 when complete, 1 when a shard did not "
+        "finish its tests (they are listed; the finished ones are kept), 2 when the reports "
+        "do not make one run (the message names the shard).",
+    )
+    parser.add_argument("reports", type=Path, nargs="+", metavar="REPORT", help="shard reports")
+    parser.add_argument(
+        "--combined",
+        type=Path,
+        default=Path(DEFAULT_REPORT),
+        help="the combined timing report to write (default %(default)s)",
+    )
+    parser.add_argument(
+        "--coverage",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="DATAFILE",
+        help="the shards' coverage data files, combined with the [paths] of your coverage "
+        "settings into --coverage-file",
+    )
+    parser.add_argument(
+        "--coverage-file",
+        type=Path,
+        default=None,
+        help="combined coverage data (default: coverage's own, $COVERAGE_FILE or .coverage)",
+    )
+    parser.add_argument("--format", choices=combine.FORMATS, default="text")
+    parser.add_argument(
+        "--output", "-o", type=Path, help="write to this file (atomically) instead of stdout"
+    )
+    parser.add_argument("--json", type=Path, help="also write the result as JSON, atomically")
+    parser.add_argument("--summary", type=Path, help="append a markdown section to this file")
+    parser.add_argument(
+        "--step-summary",
+        action="store_true",
+        help=f"also append it to the file named by ${STEP_SUMMARY_ENV}, when that is set",
+    )
+    parser.set_defaults(handler=_combine)
+
+
+def _combine(args: argparse.Namespace) -> int:
+    from testfleet import combine
+    from testfleet.timing import append_text_atomic
+
+    loaded = [(str(path), report.load(path)) for path in args.reports]
+    result = combine.combine(loaded)
+    if args.coverage:
+        written = combine.combine_coverage(args.coverage, args.coverage_file)
+        print(f"testfleet: coverage of {len(args.coverage)} shards combined into {written}")
+    write_json_atomic(args.combined, result.report)
+    text = combine.render(result, args.format)
+    if args.output is not None:
+        write_text_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    print(f"testfleet: combined timing report written to {args.combined}")
+    if args.json is not None:
+        write_json_atomic(args.json, result.to_json())
+    summary_file = os.environ.get(STEP_SUMMARY_ENV, "").strip()
+    markdown = combine.render(result, "markdown")
+    for target in (
+        args.summary,
+        Path(summary_file) if args.step_summary and summary_file else None,
+    ):
+        if target is not None:
+            append_text_atomic(target, markdown)
+    return EXIT_OK if result.complete else EXIT_FINDINGS
 
 
 def _pytest_args(args: Sequence[str]) -> list[str]:
@@ -626,7 +770,11 @@ def _run(args: argparse.Namespace) -> int:
     from testfleet.history import record
 
     before = record.stamp(path)
-    status = runner.run_phases(count, _pytest_args(args.pytest_args), path, dist=args.dist)
+    pytest_args = _pytest_args(args.pytest_args)
+    if args.shard is not None:
+        # Every phase gets it: each computes the same split and keeps its part of it.
+        pytest_args = ["--testfleet-shard", args.shard, *pytest_args]
+    status = runner.run_phases(count, pytest_args, path, dist=args.dist)
     # After the run's own reports are written; a history that fails only warns.
     record.after_run(path, before, args.history, args.history_path, echo=_warn)
     return status

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testfleet import hookspecs, isolation, pools, services, workers
+from testfleet import hookspecs, isolation, pools, services, shardselect, workers
 from testfleet.serial import SerialGate, remove_lock_files
 from testfleet.timing import TimingRecorder
 
@@ -105,6 +105,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long the testfleet_pool fixture waits for a free slot before the test errors "
         "(default %(default)s).",
     )
+    group.addoption(
+        "--testfleet-shard",
+        dest="testfleet_shard",
+        type=shardselect.shard_choice,
+        default=None,
+        metavar="I/N",
+        help="run shard I of N (I from 1), chosen from recorded durations so that the shards "
+        "of a CI matrix finish together; 'auto' reads GitLab's CI_NODE_INDEX/CI_NODE_TOTAL or "
+        f"Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT (default ${shardselect.SHARD_ENV}).",
+    )
+    group.addoption(
+        "--testfleet-shard-durations",
+        dest="testfleet_shard_durations",
+        default=None,
+        metavar="FILE",
+        help="timing report whose durations choose the shards (default: "
+        f"{shardselect.DEFAULT_DURATIONS} under the rootdir, when it exists).",
+    )
+    group.addoption(
+        "--testfleet-shard-plan",
+        dest="testfleet_shard_plan",
+        default=None,
+        metavar="FILE",
+        help="write the shard plan (each shard's tests and predicted seconds) as JSON to FILE.",
+    )
     parser.addini(
         "testfleet_report",
         help="path of the JSON timing report, as --testfleet-report",
@@ -122,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "cannot be distributed: drop -n, or use -n0 or -p no:xdist."
         )
     workers.run_id(config)
+    shardselect.configure(config)
     path = report_path(config)
     if path is not None:
         config.pluginmanager.register(TimingRecorder(config, path), RECORDER_NAME)
@@ -165,7 +191,11 @@ def lock_dir_setting(config: pytest.Config) -> Path | None:
     return pools.configured_lock_dir(config.getoption("testfleet_lock_dir"))
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # trylast: the shard is chosen from the collection as -k, -m and other plugins left
+    # it, and before the `serial` choice, so that both phases of a run agree on it.
+    shardselect.select(config, items)
     choice = config.getoption("testfleet_serial")
     if choice == "run":
         return
@@ -234,6 +264,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     stop_errors: list[str] = config.stash.get(STOP_ERRORS_KEY, [])
     for line in stop_error_lines(stop_errors):
         terminalreporter.write_line(line, red=True)
+    if not workers.is_worker(config):
+        for line in shardselect.lines_for(config):
+            terminalreporter.write_line(line)
     recorder = config.pluginmanager.get_plugin(RECORDER_NAME)
     if not isinstance(recorder, TimingRecorder) or workers.is_worker(config):
         return
@@ -351,6 +384,7 @@ class XdistHooks:
             recorder.node_ready(str(node.workerinput["workerid"]))
 
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        shardselect.receive(self.config, getattr(node, "workeroutput", None))
         recorder = self._recorder()
         if recorder is not None:
             recorder.node_down(

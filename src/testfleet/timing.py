@@ -27,6 +27,8 @@ PHASES = ("setup", "call", "teardown")
 
 #: Key of the records in ``config.workeroutput``.
 WORKEROUTPUT_KEY = "testfleet_records"
+#: More ``run`` fields from other parts of the plugin (the shard of a CI matrix run).
+RUN_EXTRA_KEY = pytest.StashKey[dict[str, Any]]()
 #: Exit statuses after which the run's report is complete enough to replace the old one.
 REPORTABLE_EXITS = (
     pytest.ExitCode.OK,
@@ -437,7 +439,7 @@ class TimingRecorder:
             mode = "parallel"
         else:
             mode = "serial"
-        return {
+        meta: dict[str, Any] = {
             "id": workers.run_id(config),
             "mode": mode,
             "workers": workers_used,
@@ -455,3 +457,6 @@ class TimingRecorder:
             "git_commit": git_commit(config.rootpath),
             "args": [str(arg) for arg in config.invocation_params.args],
         }
+        extra: dict[str, Any] = config.stash.get(RUN_EXTRA_KEY, {})
+        meta.update(extra)
+        return meta
