@@ -680,7 +680,7 @@ def _combine(args: argparse.Namespace) -> int:
     result = combine.combine(loaded)
     if args.coverage:
         written = combine.combine_coverage(args.coverage, args.coverage_file)
-        print(f"testfleet: coverage of {len(args.coverage)} shards combined into {written}")
+        print(f"testfleet: {len(args.coverage)} coverage data files combined into {written}")
     write_json_atomic(args.combined, result.report)
     text = combine.render(result, args.format)
     if args.output is not None:

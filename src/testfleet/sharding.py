@@ -145,7 +145,7 @@ class Shard:
     index: int
     tests: list[str] = field(default_factory=list)
     predicted: float = 0.0
-    #: Tests without a recorded duration (their time is not in ``predicted``).
+    #: Tests without a recorded duration: new ones, or ones the durations file lacks.
     unknown: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -218,6 +218,7 @@ def partition(units: Sequence[Sequence[str]], durations: Mapping[str, float], to
         target = min(shards, key=lambda s: (s.predicted, len(s.tests), s.index))
         target.tests.extend(unit)
         target.predicted += seconds
+        target.unknown += sum(1 for t in unit if t not in durations)
     untimed.sort(key=lambda unit: (-len(unit), unit[0]))
     for unit in untimed:
         target = min(shards, key=lambda s: (s.unknown, s.predicted, len(s.tests), s.index))
