@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from testfleet.cli import main
-from testfleet.diagnose import bisect
+from testfleet.diagnose import probes
 
 MATERIAL = Path(__file__).parent / "material" / "order"
 CACHE_VICTIM = "test_omega.py::test_cache_starts_empty"
@@ -76,7 +76,7 @@ def test_a_polluter_three_hundred_tests_before_its_victim_is_found_in_few_rounds
     run_in_order(pytester, "run.json")
     capfd.readouterr()
 
-    code = main(["bisect", "--report", "run.json", "--jobs", "2", "--json", "order.json"])
+    code = main(["bisect", "run.json", "--jobs", "2", "--json", "order.json"])
     out = capfd.readouterr().out
 
     assert code == 1
@@ -241,26 +241,43 @@ def test_a_test_missing_from_the_order_is_a_usage_error_before_any_run(
     assert "--order-file needs the failing test: add --test NODEID" in capsys.readouterr().err
 
 
-def test_pytest_arguments_that_select_tests_are_refused_with_the_reason(
+def test_pytest_arguments_that_select_tests_are_left_out_of_the_probes_and_listed(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
     material("needs_setup")
     (pytester.path / "order.txt").write_text(f"{REGISTER_ALICE}\n{ALICE}\n")
 
-    code = main(["bisect", "--order-file", "order.txt", "--test", ALICE, "--", "test_login.py"])
+    args = ["bisect", "--order-file", "order.txt", "--test", ALICE, "--json", "out.json"]
+    code = main([*args, "--", "test_login.py", "-k", "alice", "-x"])
 
-    assert code == 2
+    assert code == 1
+    result = only_result(pytester.path / "out.json")
+    assert result["verdict"] == "depends-on"
+    assert result["tests"] == [REGISTER_ALICE]
+    assert result["dropped_args"] == ["-x", "test_login.py", "-k", "alice"]
     out = capfd.readouterr().out
-    assert "testfleet bisect: error: pytest ran 7 tests instead of the 1 given" in out
-    assert "the pytest arguments select tests of their own" in out
+    assert "note: left out of every run: -x" in out
+    assert "(the probes give their own node ids): test_login.py -k alice" in out
 
 
-def test_probe_arguments_drop_options_that_stop_early_or_need_the_cache() -> None:
-    kept, dropped = bisect.split_pytest_args(
-        ["-x", "--maxfail", "3", "-k", "not slow", "--maxfail=2", "--lf", "-W", "error"]
-    )
-    assert kept == ["-k", "not slow", "-W", "error"]
-    assert dropped == ["-x", "--maxfail", "3", "--maxfail=2", "--lf"]
+def test_probe_arguments_sort_into_kept_stopping_and_selecting(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    sorted_args = probes.split_args(
+        [
+            "-x", "--maxfail", "3", "-k", "not slow", "--maxfail=2", "--lf", "-W", "error",
+            "tests", "--tb", "short", "--unknown-flag", "tests/test_a.py::test_b", "-m", "db",
+            "--deselect=tests/test_a.py::test_c", "-p", "no:cacheprovider", "--no-header",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert sorted_args.kept == [
+        "-W", "error", "--tb", "short", "--unknown-flag", "-p", "no:cacheprovider", "--no-header"
+    ]  # fmt: skip
+    assert sorted_args.dropped == ["-x", "--maxfail", "3", "--maxfail=2", "--lf"]
+    assert sorted_args.selection == [
+        "-k", "not slow", "tests", "tests/test_a.py::test_b", "-m", "db",
+        "--deselect=tests/test_a.py::test_c",
+    ]  # fmt: skip
 
 
 def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
@@ -270,7 +287,7 @@ def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
     (pytester.path / "summary.md").write_text("# CI\n\nearlier section\n")
     # Seed 1 runs test_alice_can_log_in after test_register_alice, seed 5 before it; the
     # plain failure fails under both (pytest-randomly 3.15 to 5.1).
-    args = ["randomized", "--seed", "1", "--seed", "5", "--report-dir", "rand"]
+    args = ["randomized", "--no-reverse", "--seed", "1", "--seed", "5", "--report-dir", "rand"]
     code = main([*args, "--order-report", "out/order.json", "--summary", "summary.md"])
     out = capfd.readouterr().out
 
@@ -292,9 +309,9 @@ def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
 
     markdown = (pytester.path / "out" / "order.md").read_text()
     assert markdown.startswith(
-        "## Order dependence\n\nSeeds run: 1 (exit 1), 5 (exit 1); 2 failed."
+        "## Order dependence\n\nRuns: seed 1 (exit 1), seed 5 (exit 1); 2 failed."
     )
-    assert f"| `{ALICE}` | depends-on | `{REGISTER_ALICE}` | 5 |" in markdown
+    assert f"| `{ALICE}` | depends-on | `{REGISTER_ALICE}` | seed 5 |" in markdown
     assert (pytester.path / "summary.md").read_text() == "# CI\n\nearlier section\n" + markdown
     (alice,) = [r for r in data["results"] if r["victim"] == ALICE]
     assert f"```sh\n{alice['command']}\n```" in markdown

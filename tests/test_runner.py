@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from testfleet import runner
+from testfleet import randomized, runner
 from testfleet.cli import main
 
 ReadReport = Callable[[Path], dict[str, Any]]
@@ -159,7 +159,7 @@ def test_randomized_prints_a_command_per_seed_that_reproduces_its_result(
 ) -> None:
     pytester.makepyfile(test_order=ORDER_DEPENDENT_SUITE)
     seeds = [str(seed) for seed in range(1, 9)]
-    args = ["randomized", "--report-dir", "rand"]
+    args = ["randomized", "--no-reverse", "--report-dir", "rand"]
     for seed in seeds:
         args += ["--seed", seed]
     code = main(args)
@@ -187,14 +187,14 @@ def test_randomized_prints_a_command_per_seed_that_reproduces_its_result(
 
 def test_randomized_seed_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTFLEET_SEEDS", "5")
-    seeds = runner.seeds_to_run(None, [])
+    seeds = randomized.seeds_to_run(None, [])
     assert len(seeds) == 5
     assert len(set(seeds)) == 5
-    assert runner.seeds_to_run(2, []) != runner.seeds_to_run(2, [])
-    assert runner.seeds_to_run(None, [7, 9]) == [7, 9]
+    assert randomized.seeds_to_run(2, []) != randomized.seeds_to_run(2, [])
+    assert randomized.seeds_to_run(None, [7, 9]) == [7, 9]
     monkeypatch.setenv("TESTFLEET_SEEDS", "lots")
     with pytest.raises(ValueError, match="TESTFLEET_SEEDS='lots' is not a whole number"):
-        runner.seeds_to_run(None, [])
+        randomized.seeds_to_run(None, [])
 
 
 def test_a_run_whose_pytest_wrote_no_report_does_not_pass_off_the_old_one(
@@ -217,5 +217,5 @@ def test_randomized_passes_on_pytest_refusing_its_arguments_without_bisecting(
     code = main(["randomized", "--seed", "1", "--seed", "2", "--", "--no-such-option"])
     assert code == 4
     out = capfd.readouterr().out
-    assert "seed 1 ended with exit status 4; later seeds skipped" in out
+    assert "reversed ended with exit status 4; later runs skipped" in out
     assert "FAILED; reproduce" not in out

@@ -164,12 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     randomized = commands.add_parser(
         "randomized",
-        help="run the suite in random order with several seeds; print how to reproduce each",
-        description="Runs pytest once per seed with pytest-randomly, in one process, and "
-        "prints for each seed the command that reproduces it; the failed tests of failing "
-        "seeds are bisected. Exit 0 when every seed passed, 1 when a seed had failing tests, "
-        "5 when no seed collected any test, and pytest's 2, 3 or 4 when a seed was "
-        "interrupted or pytest refused its arguments. Arguments after -- go to pytest.",
+        help="run the suite in reversed order, then in random orders; diagnose what fails",
+        description="Runs the suite once in reversed collection order (it exposes a test "
+        "broken by any single later test, or needing any single earlier one), then once per "
+        "seed with pytest-randomly, each in one process (xdist off with -n 0, whatever "
+        "addopts say), and prints for each run the command that reproduces it; the failed "
+        "tests of failing runs are bisected, in probes that keep the run's random seeding. "
+        "Exit 0 when every run passed, 1 when a run had failing tests, "
+        "5 when no run collected any test, and pytest's 2, 3 or 4 when a run was "
+        "interrupted or pytest refused its arguments. Arguments after -- go to pytest: "
+        "paths and -k choose the suite of every run; the probes leave them out and list them.",
     )
     randomized.add_argument(
         "--seeds",
@@ -188,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Failing seeds are diagnosed with the bisection of `testfleet bisect`.
     _bisect_options(randomized)
+    randomized.add_argument(
+        "--no-reverse",
+        dest="reverse",
+        action="store_false",
+        help="skip the run in reversed collection order that comes before the seeds",
+    )
     randomized.add_argument(
         "--no-bisect",
         dest="bisect",
@@ -245,22 +255,7 @@ def _add_bisect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "an ambiguous or flaky result), 2 on a usage error or a test that is not collected "
         "any more. Arguments after -- go to pytest (options only: the node ids are added).",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--report",
-        type=Path,
-        help="timing report of the failing run: its tests' start times give the order",
-    )
-    source.add_argument(
-        "--order-file", type=Path, help="node ids in the order they ran, one per line"
-    )
-    parser.add_argument(
-        "--test",
-        action="append",
-        default=[],
-        metavar="NODEID",
-        help="the test to diagnose (repeatable); default: every failed test of --report",
-    )
+    _bisect_source_options(parser)
     _bisect_options(parser)
     parser.add_argument(
         "--timeout",
@@ -271,8 +266,32 @@ def _add_bisect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--json", type=Path, help=f"also write the results ({bisect.SCHEMA}) here, atomically"
     )
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest options")
-    parser.set_defaults(handler=_bisect)
+    # REPORT and the options that follow it are parsed by _bisect, up to the `--`: a
+    # positional before a REMAINDER would take the first pytest argument after `--`.
+    parser.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="REPORT [options] [-- pytest arguments]",
+        help="timing report of the failing run: its tests' start times give the order (in a "
+        "parallel run, the order of the failing test's worker)",
+    )
+    parser.set_defaults(handler=_bisect, report=None)
+
+
+def _bisect_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report", dest="report_option", type=Path, default=None, help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--order-file", type=Path, help="node ids in the order they ran, one per line"
+    )
+    parser.add_argument(
+        "--test",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="the test to diagnose (repeatable); default: every failed test of REPORT",
+    )
 
 
 def _bisect_options(parser: argparse.ArgumentParser) -> None:
@@ -299,55 +318,92 @@ def _bisect_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _bisect_rest(args: argparse.Namespace) -> list[str]:
+    """Parse the options that follow REPORT; return the pytest arguments after `--`."""
+    rest = list(args.rest)
+    cut = rest.index("--") if "--" in rest else len(rest)
+    if rest[:cut]:
+        options = argparse.ArgumentParser(prog="testfleet bisect REPORT")
+        options.add_argument("report", type=Path, nargs="?")
+        _bisect_source_options(options)
+        _bisect_options(options)
+        options.add_argument("--timeout", type=_non_negative_float, default=args.timeout)
+        options.add_argument("--json", type=Path, default=args.json)
+        given = options.parse_args(rest[:cut])
+        for name, value in vars(given).items():
+            if value is not None and value != options.get_default(name):
+                setattr(args, name, value)
+    return rest[cut + 1 :]
+
+
 def _bisect(args: argparse.Namespace) -> int:
     from testfleet.diagnose import bisect
 
-    pytest_args = _pytest_args(args.pytest_args)
-    if args.report is not None:
-        data = report.load(args.report)
-        order = bisect.order_from_report(data)
+    pytest_args = _bisect_rest(args)
+    source = args.report or args.report_option
+    if source is not None and args.order_file is not None:
+        return _error("give either a REPORT or --order-file, not both")
+    orders: dict[str, bisect.WorkerOrder] = {}
+    if source is not None:
+        data = report.load(source)
         victims = list(args.test) or bisect.failed_in_report(data)
         if not victims:
-            print(f"testfleet bisect: no test failed in {args.report}: nothing to diagnose")
+            print(f"testfleet bisect: no test failed in {source}: nothing to diagnose")
             return EXIT_OK
-    else:
-        order = bisect.read_order_file(args.order_file)
+        orders = {victim: bisect.worker_order(data, victim) for victim in victims}
+        everything = bisect.order_from_report(data)
+    elif args.order_file is not None:
+        everything = bisect.read_order_file(args.order_file)
         victims = list(args.test)
         if not victims:
             return _error("--order-file needs the failing test: add --test NODEID")
+    else:
+        return _error("give the timing report of the failing run (REPORT) or --order-file")
     for victim in victims:
-        if victim not in order:
+        if victim not in everything:
             # Before any run: a typo should cost nothing.
             return _error(
-                f"{victim} is not among the {len(order)} tests of "
-                f"{args.report or args.order_file}: give its node id as listed there"
+                f"{victim} is not among the {len(everything)} tests of "
+                f"{source or args.order_file}: give its node id as listed there"
             )
     left_out = victims[args.max_victims :]
     results = []
     for victim in victims[: args.max_victims]:
+        own = orders.get(victim)
+        if own is not None and own.note is not None:
+            print(f"testfleet bisect: {victim}: bisecting {own.note}")
         result = bisect.diagnose(
-            order,
+            own.order if own is not None else everything,
             victim,
             pytest_args,
             jobs=args.jobs,
             max_tests=args.max_tests,
             timeout=args.timeout or None,
         )
+        if own is not None and own.note is not None:
+            result.order_source = own.note
+            result.notes.insert(0, f"bisected {own.note}")
         sys.stdout.write(result.render())
         results.append(result)
     if left_out:
-        print(f"testfleet bisect: not diagnosed (--max-victims {args.max_victims}): {left_out}")
+        print(
+            f"testfleet bisect: {len(left_out)} failed tests not diagnosed "
+            f"(--max-victims {args.max_victims}); they are listed in --json"
+        )
     if args.json is not None:
         write_json_atomic(args.json, bisect.document(results, not_diagnosed=left_out))
     return bisect.exit_status(results)
 
 
 def _randomized(args: argparse.Namespace) -> int:
-    seeds = runner.seeds_to_run(args.seeds, args.seed)
-    return runner.run_randomized(
+    from testfleet import randomized
+
+    seeds = randomized.seeds_to_run(args.seeds, args.seed)
+    return randomized.run_randomized(
         seeds,
         _pytest_args(args.pytest_args),
         args.report_dir,
+        reverse=args.reverse,
         bisect=args.bisect,
         order_report=args.order_report,
         summary=args.summary,

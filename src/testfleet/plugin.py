@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testfleet import hookspecs, isolation, pools, services, shardselect, workers
+from testfleet import hookspecs, isolation, ordering, pools, services, shardselect, workers
 from testfleet.serial import SerialGate, remove_lock_files
 from testfleet.timing import TimingRecorder
 
@@ -22,6 +22,7 @@ pytest_plugins = ["testfleet.neo4j.plugin"]
 RECORDER_NAME = "testfleet-timing"
 XDIST_HOOKS_NAME = "testfleet-xdist"
 SERIAL_GATE_NAME = "testfleet-serial-gate"
+ORDER_HOOKS_NAME = "testfleet-order"
 STOP_ERRORS_KEY = pytest.StashKey[list[str]]()
 SERIAL_CHOICES = ("run", "defer", "only")
 
@@ -130,6 +131,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="write the shard plan (each shard's tests and predicted seconds) as JSON to FILE.",
     )
+    group.addoption(
+        "--testfleet-order-file",
+        dest="testfleet_order_file",
+        metavar="FILE",
+        default=None,
+        help="run exactly the node ids listed in FILE (one a line), in that order; the other "
+        "collected tests are deselected. Node ids not collected are listed in FILE.missing.",
+    )
+    group.addoption(
+        "--testfleet-reverse",
+        dest="testfleet_reverse",
+        action="store_true",
+        default=False,
+        help="run the collected tests in reverse order (finds tests that need an earlier "
+        "test, or that a later one breaks).",
+    )
     parser.addini(
         "testfleet_report",
         help="path of the JSON timing report, as --testfleet-report",
@@ -153,6 +170,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(TimingRecorder(config, path), RECORDER_NAME)
     if config.pluginmanager.hasplugin("xdist") and not workers.is_worker(config):
         config.pluginmanager.register(XdistHooks(config), XDIST_HOOKS_NAME)
+    order_file = config.getoption("testfleet_order_file")
+    if order_file or config.getoption("testfleet_reverse"):
+        given = config.invocation_params.dir / order_file if order_file else None
+        config.pluginmanager.register(ordering.OrderHooks(given), ORDER_HOOKS_NAME)
 
 
 def report_path(config: pytest.Config) -> Path | None:
@@ -284,7 +305,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     errors = services.stop_services(config)
     if errors:
         report_stop_errors(config, errors)
-    for name in (RECORDER_NAME, XDIST_HOOKS_NAME, SERIAL_GATE_NAME):
+    for name in (RECORDER_NAME, XDIST_HOOKS_NAME, SERIAL_GATE_NAME, ORDER_HOOKS_NAME):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)

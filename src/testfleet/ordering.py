@@ -1,0 +1,109 @@
+"""The order of a run given from outside: an order file, or the collection order reversed.
+
+`--testfleet-order-file FILE` runs exactly the node ids listed in FILE, in that order, and
+deselects the rest: the probes of `testfleet bisect` and the reruns of `testfleet classify`
+pass their tests this way rather than on the command line, so that no list is too long
+for one command line and the selection arguments of the suite (paths) can stay. Node ids
+the file lists but pytest did not collect are written to FILE + ``.missing`` before the
+run stops with a usage error: the caller reads which ones, it never parses pytest's output.
+
+`--testfleet-reverse` runs the collected tests in reverse order: a test that a later test
+pollutes, or that needs an earlier one, fails in that one run, whatever random seeds find.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import pytest
+
+from testfleet.timing import write_text_atomic
+
+MISSING_SUFFIX = ".missing"
+
+
+class _Item(Protocol):
+    @property
+    def nodeid(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=_Item)
+
+
+def read_order_file(path: Path) -> list[str]:
+    """Node ids, one per line; blank lines and lines starting with # are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (expected one node id per line)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from None
+    lines = (line.strip() for line in text.splitlines())
+    return unique(line for line in lines if line and not line.startswith("#"))
+
+
+def write_order_file(path: Path, nodeids: Iterable[str]) -> None:
+    write_text_atomic(path, "".join(f"{nodeid}\n" for nodeid in nodeids))
+
+
+def missing_file(order_file: Path) -> Path:
+    """Where the node ids of ``order_file`` that were not collected are written."""
+    return order_file.with_name(order_file.name + MISSING_SUFFIX)
+
+
+def read_missing(order_file: Path) -> list[str] | None:
+    """The node ids a run did not collect, or None when it wrote no such list."""
+    path = missing_file(order_file)
+    if not path.is_file():
+        return None
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def arrange(
+    items: Sequence[ItemT], order: Sequence[str]
+) -> tuple[list[ItemT], list[ItemT], list[str]]:
+    """(the items of ``order`` in that order, the other items, node ids not among ``items``)."""
+    by_id: dict[str, ItemT] = {}
+    for item in items:
+        by_id.setdefault(item.nodeid, item)
+    wanted = unique(order)
+    kept = [by_id[nodeid] for nodeid in wanted if nodeid in by_id]
+    chosen = set(wanted)
+    others = [item for item in items if item.nodeid not in chosen]
+    return kept, others, [nodeid for nodeid in wanted if nodeid not in by_id]
+
+
+class OrderHooks:
+    """The pytest side: registered by the plugin only when one of the two options is given."""
+
+    def __init__(self, order_file: Path | None) -> None:
+        # Read once, at configure time: a missing file is a usage error before collection.
+        self.order_file = order_file
+        self.order = read_order_file(order_file) if order_file is not None else None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        # trylast: after every plugin that reorders or deselects (pytest-randomly, -k, -m).
+        if self.order is None:
+            items.reverse()
+            return
+        assert self.order_file is not None
+        kept, others, missing = arrange(items, self.order)
+        if missing:
+            write_text_atomic(missing_file(self.order_file), "".join(f"{m}\n" for m in missing))
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            raise pytest.UsageError(
+                f"testfleet: {len(missing)} node ids of {self.order_file} were not collected "
+                f"(listed in {missing_file(self.order_file)}): {shown}"
+            )
+        if others:
+            config.hook.pytest_deselected(items=others)
+        items[:] = kept
