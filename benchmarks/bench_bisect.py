@@ -24,6 +24,10 @@ from testfleet.timing import write_json_atomic
 
 DEFAULT_ROUNDS = 3
 DEFAULT_SIZES = (100, 300, 1000)
+#: The heavy-import case: suites whose every test file imports a module that takes this
+#: long to import (a large framework, say), which a new process per probe pays each time.
+DEFAULT_HEAVY_SIZES = (300,)
+HEAVY_IMPORT_SECONDS = 2.0
 MIN_SIZE = 5
 TESTS_PER_FILE = 100
 #: A bisection of a thousand trivial tests takes seconds; this only stops a hung run.
@@ -46,6 +50,12 @@ class Suite:
     root: Path
     order_file: Path
     polluter: str
+    import_seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        heavy = f", {self.import_seconds:g}s import" if self.import_seconds else ""
+        return f"{self.size} tests{heavy}"
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,7 @@ def _at_least(text: str, least: int, example: str) -> int:
     return value
 
 
-def write_suite(root: Path, size: int) -> Suite:
+def write_suite(root: Path, size: int, import_seconds: float = 0.0) -> Suite:
     """Write ``size`` trivial tests, one of which pollutes the victim that runs last.
 
     The polluter sits at a third of the order, in the middle of a file, so that neither
@@ -126,7 +136,9 @@ def write_suite(root: Path, size: int) -> Suite:
     root.mkdir(parents=True)
     # An ini file makes the suite its own rootdir: no outer configuration is picked up.
     (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-    (root / "support_state.py").write_text("STATE: dict[str, int] = {}\n", encoding="utf-8")
+    # The heavy import: a sleep stands for the seconds a large framework takes to import.
+    heavy = f"import time\n\ntime.sleep({import_seconds})\n" if import_seconds else ""
+    (root / "support_state.py").write_text(heavy + "STATE: dict[str, int] = {}\n", encoding="utf-8")
     fillers = size - 2
     files = -(-fillers // TESTS_PER_FILE)
     polluter_at = fillers // 3
@@ -152,7 +164,7 @@ def write_suite(root: Path, size: int) -> Suite:
     order.append(VICTIM)
     order_file = root / "order.txt"
     order_file.write_text("\n".join(order) + "\n", encoding="utf-8")
-    return Suite(size, root, order_file, polluter)
+    return Suite(size, root, order_file, polluter, import_seconds)
 
 
 def tail(text: str, lines: int = 30) -> str:
@@ -184,18 +196,24 @@ def run_once(tool: Tool, suite: Suite, env: dict[str, str]) -> float:
 
 
 def measure(
-    sizes: Sequence[int], rounds: int, log: TextIO = sys.stderr
-) -> dict[int, dict[str, list[float]]]:
+    sizes: Sequence[int],
+    rounds: int,
+    log: TextIO = sys.stderr,
+    heavy_sizes: Sequence[int] = (),
+    import_seconds: float = HEAVY_IMPORT_SECONDS,
+) -> dict[str, dict[str, list[float]]]:
     """Time both tools on each suite ``rounds`` times, interleaved, after one warm-up."""
-    times = {size: {tool.name: [] for tool in TOOLS} for size in sizes}
     env = clean_env()
     with tempfile.TemporaryDirectory(prefix="testfleet-bench-bisect-") as tmp:
-        suites = [write_suite(Path(tmp) / f"suite-{size}", size) for size in sizes]
+        suites = [write_suite(Path(tmp) / f"suite-{size}", size) for size in sizes] + [
+            write_suite(Path(tmp) / f"heavy-{size}", size, import_seconds) for size in heavy_sizes
+        ]
+        times = {suite.label: {tool.name: [] for tool in TOOLS} for suite in suites}
         for suite in suites:
             # The warm-up fills the OS file cache and the bytecode caches of the suite,
             # which would otherwise make whichever tool runs first look slow.
             for tool in TOOLS:
-                print(f"warm-up: {tool.name} on {suite.size} tests", file=log, flush=True)
+                print(f"warm-up: {tool.name} on {suite.label}", file=log, flush=True)
                 run_once(tool, suite, env)
         for number in range(rounds):
             # Alternate which tool goes first, so slow drifts of the machine touch both.
@@ -203,9 +221,9 @@ def measure(
             for suite in suites:
                 for tool in order:
                     elapsed = run_once(tool, suite, env)
-                    times[suite.size][tool.name].append(elapsed)
+                    times[suite.label][tool.name].append(elapsed)
                     print(
-                        f"round {number + 1}/{rounds}: {suite.size:>5} tests "
+                        f"round {number + 1}/{rounds}: {suite.label:>22} "
                         f"{tool.name:<22} {elapsed:7.3f}s",
                         file=log,
                         flush=True,
@@ -213,15 +231,15 @@ def measure(
     return times
 
 
-def summarize(times: dict[int, dict[str, list[float]]]) -> list[dict[str, Any]]:
+def summarize(times: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
     """Per suite: median and minimum of each tool, and how many times faster testfleet is."""
     rows = []
-    for size, by_tool in times.items():
+    for label, by_tool in times.items():
         ours, theirs = by_tool["testfleet"], by_tool["detect-test-pollution"]
         paired = [t / o for o, t in zip(ours, theirs, strict=True)]
         rows.append(
             {
-                "tests": size,
+                "suite": label,
                 "testfleet": _stats(ours),
                 "detect-test-pollution": _stats(theirs),
                 # detect-test-pollution's time over testfleet's: above 1, testfleet is faster.
@@ -248,12 +266,12 @@ def render(rows: Sequence[dict[str, Any]], rounds: int) -> str:
         f"victim last; {rounds} timed round(s) after 1 warm-up, Python "
         f"{platform.python_version()}, {os.cpu_count()} CPU(s)",
         "",
-        f"{'tests':>6}  {'testfleet median':>16}  {'dtp median':>10}  "
+        f"{'suite':>22}  {'testfleet median':>16}  {'dtp median':>10}  "
         f"{'ratio (medians)':>15}  {'mins':>6}  {'paired':>6}",
     ]
     for row in rows:
         out.append(
-            f"{row['tests']:>6}  {row['testfleet']['median']:>15.3f}s  "
+            f"{row['suite']:>22}  {row['testfleet']['median']:>15.3f}s  "
             f"{row['detect-test-pollution']['median']:>9.3f}s  "
             f"{row['ratio_medians']:>14.2f}x  {row['ratio_mins']:>5.2f}x  "
             f"{row['ratio_paired']:>5.2f}x"
@@ -298,6 +316,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="tests in each generated suite (default: " + " ".join(map(str, DEFAULT_SIZES)) + ")",
     )
     parser.add_argument(
+        "--heavy-sizes",
+        type=suite_size,
+        nargs="*",
+        default=list(DEFAULT_HEAVY_SIZES),
+        help="tests in each generated suite whose test files import a slow module (default: "
+        + " ".join(map(str, DEFAULT_HEAVY_SIZES))
+        + "; none with an empty list)",
+    )
+    parser.add_argument(
+        "--import-seconds",
+        type=float,
+        default=HEAVY_IMPORT_SECONDS,
+        help=f"how long that module takes to import (default {HEAVY_IMPORT_SECONDS:g})",
+    )
+    parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH"
     )
     return parser.parse_args(argv)
@@ -314,7 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        times = measure(args.sizes, args.rounds)
+        times = measure(
+            args.sizes,
+            args.rounds,
+            heavy_sizes=args.heavy_sizes,
+            import_seconds=args.import_seconds,
+        )
     except BenchmarkError as exc:
         print(f"bench_bisect.py: error: {exc}", file=sys.stderr)
         return 1

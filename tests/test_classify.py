@@ -22,7 +22,7 @@ from invoke import Exit, MockContext, Result
 
 from testfleet import workers
 from testfleet.cli import build_parser, main
-from testfleet.diagnose import classify
+from testfleet.diagnose import classify, classify_render
 from testfleet.timing import SCHEMA as TIMING_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,7 @@ EXPECTED = {
     f"{SUITE}::test_reads_back_the_shared_file": "parallel-only",
     f"{SUITE}::test_is_flaky": "flaky",
     f"{SUITE}::test_sees_a_clean_environment": "order-dependent",
+    f"{SUITE}::test_finds_the_admin": "order-dependent",
 }
 
 
@@ -96,13 +97,29 @@ def test_each_failed_test_of_a_parallel_run_gets_its_class(pipeline: Pipeline) -
     data = pipeline.read("reports/classification.json")
     assert data["schema"] == "testfleet.classification/1"
     assert {r["nodeid"]: r["class"] for r in data["results"]} == EXPECTED
-    assert data["counts"] == {"failure": 1, "parallel-only": 1, "flaky": 1, "order-dependent": 1}
-    assert (data["run_id"], data["tests"], data["runs"]) == (RUN_ID, 7, 2)
+    assert data["counts"] == {
+        "failure": 1,
+        "parallel-only": 1,
+        "flaky": 1,
+        "order-dependent": 2,
+        "undecided": 0,
+    }
+    assert (data["run_id"], data["tests"], data["runs"]) == (RUN_ID, 9, 2)
     by_id = {r["nodeid"]: r for r in data["results"]}
+    # Passes every serial rerun; fails again under xdist beside the test it races.
     assert by_id[f"{SUITE}::test_reads_back_the_shared_file"]["reruns"] == {
         "context": ["passed", "passed"],
         "alone": ["passed", "passed"],
+        "suite": [],
+        "beside": ["failed", "failed"],
     }
+    # Fails in its worker's order and alone; passes after the test of the other worker.
+    admin = by_id[f"{SUITE}::test_finds_the_admin"]
+    assert admin["reruns"]["suite"] == ["passed"]
+    assert admin["needs_other_worker"] is True
+    assert f"{SUITE}::test_registers_the_admin" not in admin["context"]
+    order = shlex.split(admin["bisect"])
+    assert "suite" in order[order.index("--order-file") + 1]
     assert by_id[f"{SUITE}::test_sees_a_clean_environment"]["context"] == [
         f"{SUITE}::test_overwrites_the_shared_file",
         f"{SUITE}::test_pollutes_the_environment",
@@ -116,16 +133,25 @@ def test_a_parallel_only_failure_fails_the_pipeline_with_the_rollback_hint(
 ) -> None:
     # The done-when of `invoke ci`, one layer down: `testfleet classify` is what it calls.
     assert pipeline.status == 1
-    assert "testfleet: 1 failure, 1 parallel-only, 1 flaky, 1 order-dependent" in pipeline.out
+    assert (
+        "testfleet: 1 failure, 1 parallel-only, 1 flaky, 2 order-dependent, 0 undecided"
+        in pipeline.out
+    )
     advice = "\n".join(lines_after(pipeline.out, "testfleet: parallel-only tests pass serially"))
     assert "docs/isolation.md" in advice
     assert "docs/rollback.md" in advice
     (rollback,) = lines_after(pipeline.out, "testfleet: to go back to serial runs ")
-    assert rollback.endswith(": PYTEST_WORKERS=1 invoke ci")
+    # The material's directory has neither tasks.py nor noxfile.py.
+    assert rollback.endswith(": testfleet run --workers 1")
 
 
-def test_the_printed_rollback_switch_parses_and_names_a_real_variable_and_task() -> None:
-    words = shlex.split(classify.ROLLBACK_COMMAND)
+def test_the_printed_rollback_switch_is_the_one_the_project_has(tmp_path: Path) -> None:
+    assert classify_render.rollback_command(tmp_path) == "testfleet run --workers 1"
+    assert build_parser().parse_args(["run", "--workers", "1"]).workers == 1
+    (tmp_path / "noxfile.py").write_text("")
+    assert classify_render.rollback_command(tmp_path) == "PYTEST_WORKERS=1 nox -s tests_parallel"
+    (tmp_path / "tasks.py").write_text("")
+    words = shlex.split(classify_render.rollback_command(tmp_path))
     assert words == [f"{workers.WORKERS_ENV}=1", "invoke", "ci"]
     tasks = load_tasks()
     assert "ci" in tasks.namespace.task_names
@@ -134,11 +160,11 @@ def test_the_printed_rollback_switch_parses_and_names_a_real_variable_and_task()
 
 def test_above_the_threshold_flaky_tests_fail_the_run(pipeline: Pipeline) -> None:
     data = pipeline.read("reports/classification.json")
-    # One flaky test of seven is 14.29 %, above the default 5 %.
-    assert (data["flaky_percent"], data["threshold_percent"]) == (14.29, 5.0)
+    # One flaky test of nine is 11.11 %, above the default 5 %.
+    assert (data["flaky_percent"], data["threshold_percent"]) == (11.11, 5.0)
     assert data["over_threshold"] is True
-    assert data["rollback"] == "PYTEST_WORKERS=1 invoke ci"
-    (line,) = lines_after(pipeline.out, "testfleet: 1 flaky of 7 tests ")
+    assert data["rollback"] == "testfleet run --workers 1"
+    (line,) = lines_after(pipeline.out, "testfleet: 1 flaky of 9 tests ")
     assert "above it, the run fails" in line
 
 
@@ -147,25 +173,33 @@ def test_the_reruns_are_attempts_of_the_failed_tests_in_the_timing_report(
 ) -> None:
     report = pipeline.read(REPORT)
     assert report["schema"] == TIMING_SCHEMA
+    # Beyond the serial reruns: the suite's serial order for failures that fail in their
+    # worker's order and alone, xdist beside the neighbours for those that pass them all.
+    more = {"test_reads_back_the_shared_file": ["beside", "beside"]}
+    more |= {name: ["suite"] for name in ("test_always_fails", "test_finds_the_admin")}
     for nodeid in EXPECTED:
         tests = [t for t in report["tests"] if t["nodeid"] == nodeid]
-        assert [t["attempt"] for t in tests] == [1, 2, 3, 4, 5]
-        assert [t.get("rerun") for t in tests] == [None, "context", "alone", "context", "alone"]
-        assert {t["worker"] for t in tests[1:]} == {"main"}
+        extra = more.get(nodeid.split("::")[1], [])
+        assert [t["attempt"] for t in tests] == list(range(1, 6 + len(extra)))
+        assert [t.get("rerun") for t in tests] == [
+            None, "context", "alone", "context", "alone", *extra
+        ]  # fmt: skip
+        assert {t["worker"] for t in tests[1:5]} == {"main"}
     flaky = [t["outcome"] for t in report["tests"] if t["nodeid"] == f"{SUITE}::test_is_flaky"]
     assert flaky == ["failed", "failed", "failed", "passed", "failed"]
     passed_once = [t for t in report["tests"] if t["nodeid"] == f"{SUITE}::test_passes"]
     assert [t["attempt"] for t in passed_once] == [1]
     # The summary still counts the run's own outcomes; reruns and classes come apart.
     summary = report["summary"]
-    assert summary["tests"] == 7
-    assert (summary["outcomes"]["passed"], summary["outcomes"]["failed"]) == (3, 4)
-    assert summary["reruns"]["tests"] == 16
+    assert summary["tests"] == 9
+    assert (summary["outcomes"]["passed"], summary["outcomes"]["failed"]) == (4, 5)
+    assert summary["reruns"]["tests"] == 5 * 4 + 2 + 2
     assert summary["classification"] == {
         "failure": 1,
         "parallel-only": 1,
         "flaky": 1,
-        "order-dependent": 1,
+        "order-dependent": 2,
+        "undecided": 0,
     }
 
 
@@ -187,7 +221,7 @@ def test_the_order_dependent_test_comes_with_commands_that_reproduce_and_bisect_
     pipeline: Pipeline,
 ) -> None:
     data = pipeline.read("reports/classification.json")
-    (result,) = [r for r in data["results"] if r["class"] == "order-dependent"]
+    (result,) = [r for r in data["results"] if r["nodeid"].endswith("a_clean_environment")]
     reproduce = shlex.split(result["reproduce"])
     assert reproduce[-3:] == [*result["context"], result["nodeid"]]
     done = run_in(pipeline.path, reproduce)
@@ -206,7 +240,7 @@ def test_the_bisect_command_finds_the_test_that_breaks_the_order_dependent_one(
     pipeline: Pipeline,
 ) -> None:
     data = pipeline.read("reports/classification.json")
-    (result,) = [r for r in data["results"] if r["class"] == "order-dependent"]
+    (result,) = [r for r in data["results"] if r["nodeid"].endswith("a_clean_environment")]
     command = [sys.executable, "-m", "testfleet", *shlex.split(result["bisect"])[1:]]
     done = subprocess.run(
         command, cwd=pipeline.path, env=inner_env(), capture_output=True, text=True, check=False
@@ -269,7 +303,7 @@ def test_below_the_threshold_flaky_tests_are_listed_and_do_not_fail_the_run(
     monkeypatch.setenv(classify.THRESHOLD_ENV, "10%")
     assert main(["classify", REPORT, "--runs", "2", "--summary", SUMMARY]) == 0
     out = capfd.readouterr().out
-    assert "testfleet: 0 failure, 0 parallel-only, 1 flaky, 0 order-dependent" in out
+    assert "testfleet: 0 failure, 0 parallel-only, 1 flaky, 0 order-dependent, 0 undecided" in out
     assert "testfleet: flaky           test_flaky.py::test_is_flaky (failed on gw" in out
     assert (
         "testfleet: 1 flaky of 25 tests (4%), threshold 10% (--threshold, "
@@ -305,8 +339,8 @@ def test_the_exit_status_fails_for_real_failures_and_for_flakiness_above_the_thr
     ("in_context", "alone", "parallel", "cls"),
     [
         (["failed", "failed"], ["failed", "error"], True, "failure"),
-        (["passed", "passed"], ["passed", "passed"], True, "parallel-only"),
-        (["passed", "passed"], ["failed", "failed"], True, "parallel-only"),
+        (["passed", "passed"], ["passed", "passed"], True, "undecided"),
+        (["passed", "passed"], ["failed", "failed"], True, "undecided"),
         (["failed", "failed"], ["passed", "passed"], True, "order-dependent"),
         (["failed", "passed"], ["failed", "failed"], True, "flaky"),
         (["failed", "failed"], ["passed", "failed"], True, "flaky"),
@@ -322,6 +356,25 @@ def test_the_class_follows_from_the_outcomes_of_the_reruns(
     assert classify.classify_outcomes(in_context, alone, parallel) == cls
 
 
+@pytest.mark.parametrize(
+    ("in_suite", "beside", "cls"),
+    [
+        # Passed every serial rerun: only a failure under xdist makes it parallel-only.
+        ([], ["passed", "failed"], "parallel-only"),
+        ([], ["passed", "passed"], "undecided"),
+        # Failed in its worker's order and alone: the suite's serial order decides.
+        (["passed"], [], "order-dependent"),
+        (["failed"], [], "failure"),
+    ],
+)
+def test_the_suite_order_and_the_parallel_reruns_settle_what_serial_reruns_leave_open(
+    in_suite: list[str], beside: list[str], cls: str
+) -> None:
+    outcome = "failed" if in_suite else "passed"
+    context, alone = [outcome, outcome], [outcome, outcome]
+    assert classify.classify_outcomes(context, alone, True, in_suite, beside) == cls
+
+
 def test_a_rerun_that_cannot_run_its_tests_is_an_error_with_its_command(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -333,7 +386,7 @@ def test_a_rerun_that_cannot_run_its_tests_is_an_error_with_its_command(
     err = capfd.readouterr().err
     assert err.startswith("testfleet: error: a rerun ended with exit status 4 without running")
     command = err.split("run it yourself to see why: ", 1)[1].splitlines()[0]
-    assert shlex.split(command)[-2:] == ["--no-such-option", "test_fails.py::test_fails"]
+    assert shlex.split(command)[-2:] == ["--no-such-option", "test_fails.py"]
     assert (pytester.path / REPORT).read_text() == before
 
 

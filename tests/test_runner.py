@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from testfleet import randomized, runner
+from testfleet import randomized
 from testfleet.cli import main
 
 ReadReport = Callable[[Path], dict[str, Any]]

@@ -300,9 +300,9 @@ def _bisect_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=_positive_int,
-        default=bisect.default_jobs(),
-        help="pytest runs at once (default %(default)s: the CPUs, at most 4); 1 when the "
-        "tests share files or databases between processes",
+        default=None,
+        help="pytest runs at once (default: from the measured cost of the probes and the "
+        "free CPUs, at most 4); 1 when the tests share files or databases between processes",
     )
     parser.add_argument(
         "--max-tests",
@@ -471,7 +471,7 @@ def _classify_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from testfleet.diagnose import classify
+    from testfleet.diagnose import classify, classify_render
 
     rest = list(args.rest)
     cut = rest.index("--") if "--" in rest else len(rest)
@@ -491,7 +491,7 @@ def _classify(args: argparse.Namespace) -> int:
     targets = [args.summary, Path(summary_file) if args.step_summary and summary_file else None]
     for target in targets:
         if target is not None:
-            classify.append_summary(result, target)
+            classify_render.append_summary(result, target)
     return result.exit_status
 
 

@@ -13,7 +13,7 @@ pollutes, or that needs an earlier one, fails in that one run, whatever random s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -66,17 +66,30 @@ def unique(ids: Iterable[str]) -> list[str]:
 
 
 def arrange(
-    items: Sequence[ItemT], order: Sequence[str]
+    items: Sequence[ItemT], order: Sequence[str], key: Callable[[ItemT], str] | None = None
 ) -> tuple[list[ItemT], list[ItemT], list[str]]:
-    """(the items of ``order`` in that order, the other items, node ids not among ``items``)."""
+    """(the items of ``order`` in that order, the other items, node ids not among ``items``).
+
+    ``key`` gives the node id an item is listed under (default: its ``nodeid``).
+    """
+    name = key or (lambda item: item.nodeid)
     by_id: dict[str, ItemT] = {}
     for item in items:
-        by_id.setdefault(item.nodeid, item)
+        by_id.setdefault(name(item), item)
     wanted = unique(order)
     kept = [by_id[nodeid] for nodeid in wanted if nodeid in by_id]
     chosen = set(wanted)
-    others = [item for item in items if item.nodeid not in chosen]
+    others = [item for item in items if name(item) not in chosen]
     return kept, others, [nodeid for nodeid in wanted if nodeid not in by_id]
+
+
+def listed_id(item: pytest.Item) -> str:
+    """The node id reports list: without the ``@group`` xdist's loadgroup adds in workers."""
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return item.nodeid
+    suffix = f"@{marker.args[0] if marker.args else marker.kwargs.get('name', '')}"
+    return item.nodeid.removesuffix(suffix)
 
 
 class OrderHooks:
@@ -85,7 +98,10 @@ class OrderHooks:
     def __init__(self, order_file: Path | None) -> None:
         # Read once, at configure time: a missing file is a usage error before collection.
         self.order_file = order_file
-        self.order = read_order_file(order_file) if order_file is not None else None
+        try:
+            self.order = read_order_file(order_file) if order_file is not None else None
+        except ValueError as exc:
+            raise pytest.UsageError(f"--testfleet-order-file: {exc}") from None
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -96,7 +112,7 @@ class OrderHooks:
             items.reverse()
             return
         assert self.order_file is not None
-        kept, others, missing = arrange(items, self.order)
+        kept, others, missing = arrange(items, self.order, listed_id)
         if missing:
             write_text_atomic(missing_file(self.order_file), "".join(f"{m}\n" for m in missing))
             shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")

@@ -223,7 +223,7 @@ def diagnose_runs(
                 order,
                 victim,
                 pytest_args,
-                jobs=jobs or bisect.default_jobs(),
+                jobs=jobs,
                 max_tests=max_tests or bisect.DEFAULT_MAX_TESTS,
                 seed=result["seed"],
                 echo=echo,

@@ -8,7 +8,6 @@ a test ran in from a timing report.
 
 from __future__ import annotations
 
-import os
 import shlex
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.diagnose import probes as probes_mod
+from testfleet.diagnose import warm as warm_mod
 from testfleet.diagnose.diagnosis import (
     AMBIGUOUS,
     DEPENDS,
@@ -76,8 +76,8 @@ Echo = Callable[[str], None]
 
 
 def default_jobs() -> int:
-    """Probes at once: one per CPU, at most 4 (a 5-way split already saves most rounds)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Probes at once to start with: one per free CPU, at most 4."""
+    return max(1, min(probes_mod.MAX_JOBS, int(probes_mod.free_cpus())))
 
 
 def split_pytest_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -126,6 +126,31 @@ def worker_order(data: Mapping[str, Any], victim: str) -> WorkerOrder:
     return WorkerOrder(data, victim)
 
 
+def _oracle(
+    victim: str,
+    kept: list[str],
+    scratch: Path,
+    order: Sequence[str],
+    seed: int | None,
+    timeout: float | None,
+    cwd: Path | None,
+    warm: bool,
+    notes: list[str],
+) -> probes_mod.SubprocessProbes:
+    """Warm probes (forks of a process that imported the suite) where they work."""
+    if warm and warm_mod.available():
+        try:
+            return probes_mod.WarmProbes(
+                victim, kept, scratch, order, seed=seed, timeout=timeout, cwd=cwd
+            )
+        except warm_mod.WarmError as exc:
+            notes.append(
+                "each probe ran in a new process: the suite could not be imported once for "
+                f"all of them ({str(exc).splitlines()[0] if str(exc) else 'no reason given'})"
+            )
+    return probes_mod.SubprocessProbes(victim, kept, scratch, seed=seed, timeout=timeout, cwd=cwd)
+
+
 def failed_in_report(data: Mapping[str, Any]) -> list[str]:
     """The tests that failed or errored in a timing report, in the order they ran."""
     failed = {str(t["nodeid"]) for t in data["tests"] if t["outcome"] in ("failed", "error")}
@@ -137,18 +162,20 @@ def diagnose(
     victim: str,
     pytest_args: Sequence[str] = (),
     *,
-    jobs: int = 2,
+    jobs: int | None = None,
     max_tests: int = DEFAULT_MAX_TESTS,
     max_runs: int = DEFAULT_MAX_RUNS,
     timeout: float | None = None,
     cwd: Path | None = None,
     seed: int | None = None,
+    warm: bool = True,
     echo: Echo = print,
 ) -> Diagnosis:
     """Find why ``victim`` fails in ``order`` (node ids in the order they ran).
 
     With ``seed``, every probe keeps pytest-randomly's seeding of that randomized run
-    (but not its order), and the printed commands say so.
+    (but not its order), and the printed commands say so. Without ``jobs``, the number of
+    probes at once follows from what the probes cost (warm probes only; else the CPUs).
     """
     sorted_args = probes_mod.split_args(pytest_args, cwd)
     kept = sorted_args.kept
@@ -157,14 +184,21 @@ def diagnose(
     def show(tests: Sequence[str]) -> list[str]:
         return fixed_order_command(tests, kept, seed)
 
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="testfleet-bisect-") as scratch:
-        oracle = probes_mod.SubprocessProbes(
-            victim, kept, Path(scratch), seed=seed, timeout=timeout, cwd=cwd
-        )
-        result, _ = search(
-            order, victim, oracle, show=show, jobs=jobs, max_tests=max_tests,
-            max_runs=max_runs, echo=echo,
-        )  # fmt: skip
+        oracle = _oracle(victim, kept, Path(scratch), order, seed, timeout, cwd, warm, notes)
+        adapt = None
+        if jobs is None and isinstance(oracle, probes_mod.WarmProbes):
+            adapt = oracle.jobs_for_cost
+        try:
+            result, _ = search(
+                order, victim, oracle, show=show, jobs=jobs or default_jobs(),
+                max_tests=max_tests, max_runs=max_runs, adapt=adapt, echo=echo,
+            )  # fmt: skip
+        finally:
+            if isinstance(oracle, probes_mod.WarmProbes):
+                oracle.close()
+    result.notes += notes
     result.dropped_args = [*sorted_args.dropped, *sorted_args.selection]
     result.seconds = time.perf_counter() - started
     result.seed = seed

@@ -1,13 +1,20 @@
-"""Tell why the tests of a run failed: failure, parallel-only, flaky or order-dependent.
+"""Tell why the tests of a run failed: failure, parallel-only, flaky, order-dependent, undecided.
 
-Each failed test runs again, ``runs`` times, in two modes: serially in its order
-context (the tests that ran before it on its worker, in the same order, in one
-process) and alone (a process of its own). The outcomes decide its class:
+Each failed test runs again, ``runs`` times, in two modes: serially in its order context
+(the tests that ran before it on its worker, in the same order, in one process) and alone
+(a process of its own); where those leave the class open, once in the suite's own serial
+order, or ``runs`` times under xdist beside the tests that ran before it or at the same
+time (see `reruns`). The outcomes decide its class:
 
 - ``flaky``: both outcomes in one mode;
-- ``failure``: fails in both modes;
-- ``order-dependent``: fails in its order context, passes alone;
-- ``parallel-only``: failed on an xdist worker, passes serially in its order context.
+- ``failure``: fails in every mode;
+- ``order-dependent``: fails in its order context and passes alone, or (parallel run)
+  fails in its worker's order and alone but passes in the suite's serial order: it needs
+  a test that ran on another worker;
+- ``parallel-only``: failed on an xdist worker, passes every serial rerun, and failed
+  again under xdist beside its neighbours;
+- ``undecided``: failed on an xdist worker and passed every rerun, serial and parallel:
+  flaky or parallel-only, the reruns cannot tell which.
 
 The reruns go into the timing report as attempts 2, 3, ... of the failed tests.
 """
@@ -16,50 +23,44 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testfleet import ordering
 from testfleet import report as reports
-from testfleet.timing import append_text_atomic, summarize, write_json_atomic, write_text_atomic
-from testfleet.workers import MAIN_WORKER, WORKERS_ENV
+from testfleet.diagnose import reruns
+from testfleet.diagnose.probes import xdist_off
+from testfleet.diagnose.reruns import (
+    MISSING,
+    RerunError,
+    Runner,
+    failed,
+    rerun_command,
+    run_quietly,
+)
+from testfleet.timing import summarize, write_json_atomic
+from testfleet.workers import MAIN_WORKER
+
+__all__ = ["MISSING", "RerunError", "Runner", "rerun_command", "run_quietly"]
 
 SCHEMA = "testfleet.classification/1"
-CLASSES = ("failure", "parallel-only", "flaky", "order-dependent")
+CLASSES = ("failure", "parallel-only", "flaky", "order-dependent", "undecided")
 #: Classes that fail the run whatever the threshold; flaky tests fail it above the threshold.
-FAILING_CLASSES = ("failure", "parallel-only", "order-dependent")
-FAILED_OUTCOMES = ("failed", "error")
+#: An undecided test may be parallel-only: it fails the run until it is told apart.
+FAILING_CLASSES = ("failure", "parallel-only", "order-dependent", "undecided")
+FAILED_OUTCOMES = reruns.FAILED_OUTCOMES
 RUNS_ENV = "TESTFLEET_CLASSIFY_RUNS"
 THRESHOLD_ENV = "TESTFLEET_FLAKY_THRESHOLD"
 DEFAULT_RUNS = 3
 DEFAULT_THRESHOLD = 5.0
 DEFAULT_OUTPUT = Path("reports/classification.json")
-#: The rollback switch of docs/rollback.md; `invoke ci --workers 1` is the same.
-ROLLBACK_COMMAND = f"{WORKERS_ENV}=1 invoke ci"
 #: Exit status when the report has no failed test: nothing to classify, as pytest's 5.
 EXIT_NOTHING = 5
-#: pytest exit statuses after which a rerun's outcomes cannot be trusted.
-BROKEN_EXITS = (2, 3, 4)
-#: What a rerun that did not list the test counts as (collection differed): a failure.
-MISSING = "missing"
 
 Echo = Callable[[str], None]
-#: Runs one pytest command line and returns its exit status and output.
-Runner = Callable[[list[str]], tuple[int, str]]
-
-
-class RerunError(Exception):
-    """A rerun that could not run its tests (usage or internal error, interrupted)."""
-
-
-def run_quietly(command: list[str]) -> tuple[int, str]:
-    """Run ``command``, keeping its output for the error message of a broken rerun."""
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    return done.returncode, done.stdout + done.stderr
 
 
 def runs_from_env(environ: Mapping[str, str] | None = None) -> int:
@@ -112,64 +113,76 @@ class Verdict:
     in_context: list[str] = field(default_factory=list)
     alone: list[str] = field(default_factory=list)
     cls: str = ""
+    #: Tests of any worker that started before it ended: its neighbours in the run.
+    neighbours: list[str] = field(default_factory=list)
+    #: Outcome in the suite's serial order, and the node ids that ran before it there.
+    in_suite: list[str] = field(default_factory=list)
+    suite_context: list[str] = field(default_factory=list)
+    #: Outcomes under xdist beside its neighbours.
+    beside: list[str] = field(default_factory=list)
 
     @property
     def parallel(self) -> bool:
         # A combined report of CI shards names the shard first: shard2-main ran serially.
         return self.worker.rsplit("-", 1)[-1] != MAIN_WORKER
 
+    @property
+    def needs_other_worker(self) -> bool:
+        """Order-dependent on a test that ran on another worker (found in suite order)."""
+        return (
+            self.cls == "order-dependent"
+            and bool(self.in_suite)
+            and all(failed(o) for o in self.in_context)
+        )
 
-def _failed(outcome: str) -> bool:
-    return outcome in (*FAILED_OUTCOMES, MISSING)
 
-
-def classify_outcomes(in_context: Sequence[str], alone: Sequence[str], parallel: bool) -> str:
+def classify_outcomes(
+    in_context: Sequence[str],
+    alone: Sequence[str],
+    parallel: bool,
+    in_suite: Sequence[str] = (),
+    beside: Sequence[str] = (),
+) -> str:
     """The class of a test that failed in the run, from the outcomes of its reruns."""
     # A test that failed in a serial run (or the serial phase) failed in its order
     # context: that failure is one more outcome of that mode.
     context = [str(o) for o in in_context] if parallel else ["failed", *in_context]
-    if len({_failed(o) for o in context}) > 1 or len({_failed(o) for o in alone}) > 1:
+    if len({failed(o) for o in context}) > 1 or len({failed(o) for o in alone}) > 1:
         return "flaky"
-    if not all(_failed(o) for o in context):
-        return "parallel-only"
-    if all(_failed(o) for o in alone):
+    if all(failed(o) for o in context):
+        if not all(failed(o) for o in alone):
+            return "order-dependent"
+        if parallel and in_suite and not any(failed(o) for o in in_suite):
+            return "order-dependent"
         return "failure"
-    return "order-dependent"
+    # Passes serially in its context: the run's failure came from running in parallel,
+    # or by chance. Only failing again under xdist tells which.
+    return "parallel-only" if any(failed(o) for o in beside) else "undecided"
 
 
 def failed_tests(report: Mapping[str, Any]) -> list[Verdict]:
     """The failed tests of the run, each with the tests that ran before it on its worker."""
-    first = [t for t in report["tests"] if t.get("attempt", 1) == 1]
+    first = sorted(
+        (t for t in report["tests"] if t.get("attempt", 1) == 1),
+        key=lambda t: (float(t["start"]), t["nodeid"]),
+    )
     by_worker: dict[str, list[Mapping[str, Any]]] = {}
-    for test in sorted(first, key=lambda t: (float(t["start"]), t["nodeid"])):
+    for test in first:
         by_worker.setdefault(test["worker"], []).append(test)
     verdicts = []
     for worker, tests in by_worker.items():
         for index, test in enumerate(tests):
             if test["outcome"] in FAILED_OUTCOMES:
                 context = [t["nodeid"] for t in tests[:index]]
-                verdicts.append(Verdict(test["nodeid"], worker, test["outcome"], context))
+                verdict = Verdict(test["nodeid"], worker, test["outcome"], context)
+                stop = float(test.get("stop", test["start"]))
+                verdict.neighbours = [
+                    t["nodeid"]
+                    for t in first
+                    if float(t["start"]) < stop and t["nodeid"] != test["nodeid"]
+                ]
+                verdicts.append(verdict)
     return sorted(verdicts, key=lambda v: v.nodeid)
-
-
-def rerun_command(
-    nodeids: Sequence[str], pytest_args: Sequence[str], report: Path | None = None
-) -> list[str]:
-    """One serial pytest run of ``nodeids`` in that order (no xdist, no random order)."""
-    # -n 0 rather than -p no:xdist: xdist stays loaded, so its markers and fixtures
-    # (xdist_group, worker_id) work as in the parallel run.
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-n",
-        "0",
-        "-p",
-        "no:randomly",
-        *(["--testfleet-report", str(report)] if report is not None else []),
-        *pytest_args,
-        *nodeids,
-    ]
 
 
 def order_file(output: Path, worker: str) -> Path:
@@ -197,10 +210,19 @@ class Classification:
     pytest_args: list[str]
     verdicts: list[Verdict]
     output: Path = DEFAULT_OUTPUT
+    #: The rollback switch of this project (see `classify_render.rollback_command`).
+    rollback_command: str = "testfleet run --workers 1"
+
+    def order_of(self, verdict: Verdict) -> tuple[Path, list[str]]:
+        """The order file `testfleet bisect` reads for ``verdict``, and what goes in it."""
+        if verdict.needs_other_worker:
+            path = order_file(self.output, f"suite-{verdict.worker}")
+            return path, [*verdict.suite_context, verdict.nodeid]
+        return order_file(self.output, verdict.worker), [*verdict.context, verdict.nodeid]
 
     def bisect(self, verdict: Verdict) -> list[str]:
         """The `testfleet bisect` command for an order-dependent test."""
-        return bisect_command(verdict, order_file(self.output, verdict.worker), self.pytest_args)
+        return bisect_command(verdict, self.order_of(verdict)[0], self.pytest_args)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(CLASSES, 0)
@@ -233,7 +255,7 @@ class Classification:
     def reproduce(self, verdict: Verdict) -> list[str]:
         """The serial command that shows the test's outcome: in its context, or alone."""
         if verdict.cls == "order-dependent":
-            return rerun_command([*verdict.context, verdict.nodeid], self.pytest_args)
+            return rerun_command(self.order_of(verdict)[1], self.pytest_args)
         return rerun_command([verdict.nodeid], self.pytest_args)
 
     def to_json(self) -> dict[str, Any]:
@@ -248,20 +270,26 @@ class Classification:
             "flaky_percent": self.flaky_percent,
             "over_threshold": self.over_threshold,
             "exit_status": self.exit_status,
-            "rollback": ROLLBACK_COMMAND if self.suggest_rollback else None,
-            "results": [
-                {
-                    "nodeid": v.nodeid,
-                    "class": v.cls,
-                    "worker": v.worker,
-                    "outcome": v.outcome,
-                    "context": v.context,
-                    "reruns": {"context": v.in_context, "alone": v.alone},
-                    "reproduce": shlex.join(self.reproduce(v)),
-                    "bisect": (shlex.join(self.bisect(v)) if v.cls == "order-dependent" else None),
-                }
-                for v in self.verdicts
-            ],
+            "rollback": self.rollback_command if self.suggest_rollback else None,
+            "results": [self._result(v) for v in self.verdicts],
+        }
+
+    def _result(self, v: Verdict) -> dict[str, Any]:
+        return {
+            "nodeid": v.nodeid,
+            "class": v.cls,
+            "worker": v.worker,
+            "outcome": v.outcome,
+            "context": v.context,
+            "reruns": {
+                "context": v.in_context,
+                "alone": v.alone,
+                "suite": v.in_suite,
+                "beside": v.beside,
+            },
+            "needs_other_worker": v.needs_other_worker,
+            "reproduce": shlex.join(self.reproduce(v)),
+            "bisect": (shlex.join(self.bisect(v)) if v.cls == "order-dependent" else None),
         }
 
 
@@ -283,10 +311,16 @@ def rerun(
         show = echo if attempt == 1 else None
         for worker, last in sorted(last_on_worker.items()):
             nodeids = [*last.context, last.nodeid]
+            base = scratch / f"{worker}-{attempt}"
+            command = reruns.order_file_command(
+                nodeids, pytest_args, base.with_suffix(".json"), base.with_suffix(".txt")
+            )
+            got = reruns.run_report(command, base.with_suffix(".json"), len(nodeids), show, runner)
             mine = [v for v in verdicts if v.worker == worker]
-            got = _run(nodeids, pytest_args, scratch / f"{worker}-{attempt}.json", show, runner)
             for verdict in mine:
-                verdict.in_context.append(_record(got, verdict.nodeid, "context", records))
+                verdict.in_context.append(
+                    reruns.outcome_of(got, verdict.nodeid, "context", records)
+                )
             echo(
                 f"testfleet: rerun {attempt}/{runs} in order context of {worker} "
                 f"({len(nodeids)} tests): "
@@ -294,12 +328,82 @@ def rerun(
             )
         for index, verdict in enumerate(verdicts):
             path = scratch / f"alone-{index}-{attempt}.json"
-            got = _run([verdict.nodeid], pytest_args, path, show, runner)
-            verdict.alone.append(_record(got, verdict.nodeid, "alone", records))
+            command = rerun_command([verdict.nodeid], pytest_args, path)
+            got = reruns.run_report(command, path, 1, show, runner)
+            verdict.alone.append(reruns.outcome_of(got, verdict.nodeid, "alone", records))
             echo(f"testfleet: rerun {attempt}/{runs} alone: {verdict.nodeid} {verdict.alone[-1]}")
+    _in_suite_order(verdicts, pytest_args, scratch, echo, runner, records)
+    _beside_neighbours(verdicts, pytest_args, runs, scratch, echo, runner, records)
     for verdict in verdicts:
-        verdict.cls = classify_outcomes(verdict.in_context, verdict.alone, verdict.parallel)
+        verdict.cls = classify_outcomes(
+            verdict.in_context, verdict.alone, verdict.parallel, verdict.in_suite, verdict.beside
+        )
     return records
+
+
+def _in_suite_order(
+    verdicts: Sequence[Verdict],
+    pytest_args: Sequence[str],
+    scratch: Path,
+    echo: Echo,
+    runner: Runner,
+    records: list[dict[str, Any]],
+) -> None:
+    """One serial run of the suite for the parallel failures that fail in context and alone."""
+    open_ = [
+        v for v in verdicts if v.parallel and all(failed(o) for o in [*v.in_context, *v.alone])
+    ]
+    if not open_:
+        return
+    echo(
+        f"testfleet: {len(open_)} failed tests fail in their worker's order and alone: the "
+        "whole suite runs once serially, in its own order, in case they need a test that "
+        "ran on another worker"
+    )
+    path = scratch / "suite.json"
+    got = reruns.run_report(reruns.suite_command(pytest_args, path), path, 0, echo, runner)
+    order = [str(t["nodeid"]) for t in sorted(got, key=lambda t: float(t["start"]))]
+    for verdict in open_:
+        verdict.in_suite.append(reruns.outcome_of(got, verdict.nodeid, "suite", records))
+        if verdict.nodeid in order:
+            verdict.suite_context = order[: order.index(verdict.nodeid)]
+        echo(f"testfleet: rerun in suite order: {verdict.nodeid} {verdict.in_suite[-1]}")
+
+
+def _beside_neighbours(
+    verdicts: Sequence[Verdict],
+    pytest_args: Sequence[str],
+    runs: int,
+    scratch: Path,
+    echo: Echo,
+    runner: Runner,
+    records: list[dict[str, Any]],
+) -> None:
+    """Rerun under xdist the parallel failures that passed every serial rerun."""
+    open_ = [
+        v for v in verdicts if v.parallel and not any(failed(o) for o in [*v.in_context, *v.alone])
+    ]
+    if not open_ or not xdist_off(pytest_args):
+        # Without xdist (not installed, or -p no:xdist) they stay undecided.
+        return
+    for index, verdict in enumerate(open_):
+        nodeids = ordering.unique([*verdict.neighbours, verdict.nodeid])
+        for attempt in range(1, runs + 1):
+            base = scratch / f"beside-{index}-{attempt}"
+            command = reruns.order_file_command(
+                nodeids,
+                pytest_args,
+                base.with_suffix(".json"),
+                base.with_suffix(".txt"),
+                workers=reruns.BESIDE_WORKERS,
+            )
+            show = echo if attempt == 1 else None
+            got = reruns.run_report(command, base.with_suffix(".json"), len(nodeids), show, runner)
+            verdict.beside.append(reruns.outcome_of(got, verdict.nodeid, "beside", records))
+            echo(
+                f"testfleet: rerun {attempt}/{runs} under xdist beside its "
+                f"{len(nodeids) - 1} neighbours: {verdict.nodeid} {verdict.beside[-1]}"
+            )
 
 
 def _last_per_worker(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
@@ -310,32 +414,6 @@ def _last_per_worker(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
         if known is None or len(verdict.context) > len(known.context):
             last[verdict.worker] = verdict
     return last
-
-
-def _run(
-    nodeids: list[str], pytest_args: Sequence[str], path: Path, echo: Echo | None, runner: Runner
-) -> dict[str, dict[str, Any]]:
-    command = rerun_command(nodeids, pytest_args, path)
-    if echo is not None:
-        echo(f"testfleet: {shlex.join(command)}")
-    status, output = runner(command)
-    if status in BROKEN_EXITS or not path.exists():
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        raise RerunError(
-            f"a rerun ended with exit status {status} without running its tests; "
-            f"run it yourself to see why: {shlex.join(command)}\n{tail}"
-        )
-    return {t["nodeid"]: t for t in reports.load(path)["tests"]}
-
-
-def _record(
-    got: Mapping[str, dict[str, Any]], nodeid: str, mode: str, records: list[dict[str, Any]]
-) -> str:
-    record = got.get(nodeid)
-    if record is None:
-        return MISSING
-    records.append({**record, "rerun": mode})
-    return str(record["outcome"])
 
 
 def _check_unclassified(report: Mapping[str, Any]) -> None:
@@ -380,6 +458,9 @@ def classify(
     runner: Runner = run_quietly,
 ) -> Classification:
     """Classify the failed tests of the run in ``report_path``; update it, write ``output``."""
+    # Imported here: the rendering needs this module's classes.
+    from testfleet.diagnose import classify_render
+
     report = reports.load(report_path, run_id=run_id)
     _check_unclassified(report)
     first = [t for t in report["tests"] if t.get("attempt", 1) == 1]
@@ -393,6 +474,7 @@ def classify(
         pytest_args=list(pytest_args),
         verdicts=verdicts,
         output=output,
+        rollback_command=classify_render.rollback_command(Path.cwd()),
     )
     if not verdicts:
         echo(f"testfleet: no test failed in {report_path}: nothing to classify")
@@ -410,109 +492,14 @@ def classify(
     # Both files are replaced in one rename each: a reader never sees half of either.
     write_json_atomic(report_path, add_reruns(report, records, result.counts()))
     write_json_atomic(output, result.to_json())
-    for worker, last in _last_per_worker(result.of("order-dependent")).items():
-        write_text_atomic(
-            order_file(output, worker), "\n".join([*last.context, last.nodeid]) + "\n"
-        )
-    for line in render_text(result):
+    orders: dict[Path, list[str]] = {}
+    for verdict in result.of("order-dependent"):
+        path, nodeids = result.order_of(verdict)
+        # One file per worker: the longest order holds every shorter one of that worker.
+        if len(nodeids) > len(orders.get(path, [])):
+            orders[path] = nodeids
+    for path, nodeids in orders.items():
+        ordering.write_order_file(path, nodeids)
+    for line in classify_render.render_text(result):
         echo(line)
     return result
-
-
-def _tally(outcomes: Sequence[str]) -> str:
-    passed = sum(not _failed(o) for o in outcomes)
-    return f"{passed}/{len(outcomes)} passed"
-
-
-def _advice(result: Classification) -> list[tuple[str, str | None]]:
-    """What to do next: (text, command to run or None)."""
-    advice: list[tuple[str, str | None]] = []
-    if result.of("parallel-only"):
-        advice.append(
-            (
-                "parallel-only tests pass serially: an isolation bug, they share something "
-                "(a file, rows, a variable, a service) with a test on another worker. Fix it "
-                "with the helpers of docs/isolation.md, or mark the test `serial`; "
-                "docs/rollback.md tells how to find the cause",
-                None,
-            )
-        )
-    for verdict in result.of("order-dependent"):
-        advice.append(
-            (
-                f"order-dependent: {verdict.nodeid} passes alone but fails after the "
-                f"{len(verdict.context)} tests before it on {verdict.worker}; find the test "
-                "that breaks it with",
-                shlex.join(result.bisect(verdict)),
-            )
-        )
-    flaky = len(result.of("flaky"))
-    if flaky:
-        share = (
-            f"{flaky} flaky of {result.tests} tests ({result.flaky_percent:g}%), threshold "
-            f"{result.threshold:g}% (--threshold, ${THRESHOLD_ENV})"
-        )
-        if result.over_threshold:
-            advice.append((f"{share}: above it, the run fails: the run cannot be trusted", None))
-        else:
-            advice.append((f"{share}: reported, they do not fail the run", None))
-    if result.suggest_rollback:
-        advice.append(
-            (
-                "to go back to serial runs until this is fixed (docs/rollback.md), "
-                "use the rollback switch",
-                ROLLBACK_COMMAND,
-            )
-        )
-    return advice
-
-
-def render_text(result: Classification) -> list[str]:
-    """The lines `testfleet classify` prints after the reruns."""
-    counts = result.counts()
-    lines = ["testfleet: " + ", ".join(f"{counts[c]} {c}" for c in CLASSES)]
-    for verdict in sorted(result.verdicts, key=lambda v: (CLASSES.index(v.cls), v.nodeid)):
-        lines.append(
-            f"testfleet: {verdict.cls:<15} {verdict.nodeid} ({verdict.outcome} on "
-            f"{verdict.worker}; in order context {_tally(verdict.in_context)}, "
-            f"alone {_tally(verdict.alone)})"
-        )
-    lines += [
-        f"testfleet: {text}: {command}" if command else f"testfleet: {text}"
-        for text, command in _advice(result)
-    ]
-    return lines
-
-
-def render_markdown(result: Classification) -> str:
-    """The section `testfleet classify --summary` appends to the CI summary."""
-    out = ["## Parallel-only and flaky failures", ""]
-    if not result.verdicts:
-        return "\n".join([*out, "No test failed: nothing to classify.", ""])
-    counts = result.counts()
-    out += [
-        f"{len(result.verdicts)} of {result.tests} tests failed in run `{result.run_id}`; "
-        f"each ran again {result.runs} times serially in its order context (the tests before "
-        "it on its worker) and alone.",
-        "",
-        "| " + " | ".join(CLASSES) + " |",
-        "|" + "---|" * len(CLASSES),
-        "| " + " | ".join(str(counts[c]) for c in CLASSES) + " |",
-        "",
-        "| class | test | worker | in order context | alone |",
-        "|---|---|---|---|---|",
-    ]
-    out += [
-        f"| {v.cls} | `{v.nodeid}` | {v.worker} | {_tally(v.in_context)} | {_tally(v.alone)} |"
-        for v in sorted(result.verdicts, key=lambda v: (CLASSES.index(v.cls), v.nodeid))
-    ]
-    out.append("")
-    out += [
-        f"- {text}: `{command}`" if command else f"- {text}." for text, command in _advice(result)
-    ]
-    return "\n".join(out) + "\n"
-
-
-def append_summary(result: Classification, path: Path) -> None:
-    """Append the markdown section to ``path`` in one rename."""
-    append_text_atomic(path, "\n" + render_markdown(result))

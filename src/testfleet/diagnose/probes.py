@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shlex
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from testfleet import ordering
+from testfleet.diagnose import warm
 
 #: Options that would stop a probe before the victim runs, or that need the cache plugin
 #: the probes switch off; each maps to whether it takes a separate value.
@@ -61,6 +64,8 @@ VALUE_OPTIONS = frozenset(
         "--verbosity", "--report-log", "--html", "--alluredir",
     }
 )  # fmt: skip
+#: The most probes at once: a split in five parts already saves most rounds.
+MAX_JOBS = 4
 #: Probe outcomes of the victim that count as failing; a probe that timed out counts too.
 FAILING = frozenset({"failed", "error", "timeout"})
 
@@ -268,6 +273,72 @@ class SubprocessProbes:
                 f"given order: a plugin reorders or deselects them. Command: {shown}"
             )
         return next(str(t["outcome"]) for t in data["tests"] if t["nodeid"] == self.victim)
+
+
+class WarmProbes(SubprocessProbes):
+    """Runs each probe as a fork of a process that imported the suite once (see `warm`)."""
+
+    def __init__(
+        self,
+        victim: str,
+        options: Sequence[str],
+        scratch: Path,
+        order: Sequence[str],
+        *,
+        seed: int | None = None,
+        timeout: float | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        super().__init__(victim, options, scratch, seed=seed, timeout=timeout, cwd=cwd)
+        base = cwd or Path.cwd()
+        files = ordering.unique(nodeid.split("::", 1)[0] for nodeid in order)
+        present = [f for f in files if (base / f).exists()]
+        self.server = warm.Server([*fixed_order_args(seed, self.options), *present], cwd)
+        #: CPU seconds and wall seconds of each probe, to choose how many run at once.
+        self.costs: list[tuple[float, float]] = []
+
+    def __call__(self, tests: tuple[str, ...]) -> str:
+        base = self.cwd or Path.cwd()
+        gone = [t for t in tests if not (base / t.split("::", 1)[0]).exists()]
+        if gone:
+            raise NotCollected(gone)
+        args, order, report = self.prepare(tests)
+        log = order.with_suffix(".log")
+        started = time.perf_counter()
+        status, cpu = self.server.run(args, log, self.timeout)
+        self.costs.append((cpu, time.perf_counter() - started))
+        if status is None:
+            return "timeout"
+        output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        return self.outcome(tests, status, output, order, report)
+
+    def close(self) -> None:
+        self.server.close()
+
+    def jobs_for_cost(self, current: int) -> int:
+        """How many probes to run at once, from what the probes so far cost.
+
+        A probe that mostly waits (sleeps, I/O, a server) leaves its CPU to others, so
+        more run at once; one that computes gains nothing beyond one per free CPU. The
+        CPUs the other processes of the machine keep busy are not free.
+        """
+        if not self.costs:
+            return current
+        cpu = sum(c for c, _ in self.costs)
+        wall = sum(w for _, w in self.costs) or 1.0
+        share = max(cpu / wall, 0.1)
+        return max(1, min(MAX_JOBS, int(free_cpus() / share)))
+
+
+def free_cpus() -> float:
+    """CPUs this process may use, less the load the rest of the machine puts on them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    total = float(cpus or 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return total
+    return max(1.0, total - max(0.0, load - 1.0))
 
 
 def _tail(text: str, lines: int = 15) -> str:

@@ -53,6 +53,7 @@ def search(
     jobs: int = 2,
     max_tests: int = DEFAULT_MAX_TESTS,
     max_runs: int = DEFAULT_MAX_RUNS,
+    adapt: Callable[[int], int] | None = None,
     echo: Echo = _quiet,
 ) -> tuple[Diagnosis, Probes]:
     """Why ``victim`` fails in ``order``: the diagnosis and the probes it took.
@@ -68,7 +69,7 @@ def search(
         )
     if jobs < 1:
         raise ValueError(f"jobs must be 1 or more, not {jobs}")
-    probes = Probes(victim, oracle, jobs, max_runs)
+    probes = Probes(victim, oracle, jobs, max_runs, adapt)
     missing: list[str] = []
     while True:
         try:
@@ -135,10 +136,19 @@ def _tail(text: str, lines: int = 15) -> str:
 class Probes:
     """Asks the oracle about sets of tests, ``jobs`` at a time, and remembers every answer."""
 
-    def __init__(self, victim: str, oracle: Oracle, jobs: int, max_runs: int) -> None:
+    def __init__(
+        self,
+        victim: str,
+        oracle: Oracle,
+        jobs: int,
+        max_runs: int,
+        adapt: Callable[[int], int] | None = None,
+    ) -> None:
         self.victim = victim
         self.oracle = oracle
         self.jobs = jobs
+        #: Given the jobs of the round just run, the jobs of the next one (measured cost).
+        self.adapt = adapt
         self.max_runs = max_runs
         self.rounds = 0
         self.runs = 0
@@ -168,6 +178,8 @@ class Probes:
                 with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
                     got = list(pool.map(self.oracle, todo))
             self.known.update(zip(todo, got, strict=True))
+            if self.adapt is not None:
+                self.jobs = self.adapt(self.jobs)
         return [self.known[tuple(run)] for run in runs]
 
 

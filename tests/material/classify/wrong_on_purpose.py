@@ -10,6 +10,12 @@ shared-file race below always happens, on two workers, and never in a serial run
   runs before it on its worker)
 - ``test_is_flaky``: flaky, with a probability seeded by how often it ran
 - ``test_always_fails``: a plain failure
+- ``test_finds_the_admin``: order-dependent on a test of the other worker
+  (``test_registers_the_admin``): it fails in its worker's order and alone, and passes in
+  the suite's serial order
+
+The files that order the race are named after the xdist run (``PYTEST_XDIST_TESTRUNUID``),
+so that every parallel rerun races again.
 """
 
 from __future__ import annotations
@@ -23,11 +29,17 @@ import pytest
 
 HERE = Path(__file__).parent
 SHARED = HERE / "shared.txt"
-WROTE = HERE / "reader-wrote"
-OVERWRITTEN = HERE / "writer-wrote"
 COUNTER = HERE / "flaky-runs"
 #: Seeds 0.. of this salt give the outcomes the test expects (see test_is_flaky).
 FLAKY_SALT = "classify"
+
+
+def marker(name: str) -> Path:
+    return HERE / f"{name}-{os.environ.get('PYTEST_XDIST_TESTRUNUID', 'serial')}"
+
+
+#: Filled by test_registers_the_admin, read by test_finds_the_admin: one process only.
+REGISTRY: dict[str, str] = {}
 
 
 def wait_for(path: Path) -> None:
@@ -44,16 +56,21 @@ def wait_for(path: Path) -> None:
 @pytest.mark.xdist_group("reader")
 def test_reads_back_the_shared_file() -> None:
     SHARED.write_text("reader")
-    WROTE.touch()
-    wait_for(OVERWRITTEN)
+    marker("reader-wrote").touch()
+    wait_for(marker("writer-wrote"))
     assert SHARED.read_text() == "reader"
+
+
+@pytest.mark.xdist_group("reader")
+def test_registers_the_admin() -> None:
+    REGISTRY["admin"] = "root"
 
 
 @pytest.mark.xdist_group("writer")
 def test_overwrites_the_shared_file() -> None:
-    wait_for(WROTE)
+    wait_for(marker("reader-wrote"))
     SHARED.write_text("writer")
-    OVERWRITTEN.touch()
+    marker("writer-wrote").touch()
 
 
 @pytest.mark.xdist_group("writer")
@@ -83,3 +100,8 @@ def test_always_fails() -> None:
 @pytest.mark.xdist_group("writer")
 def test_passes() -> None:
     pass
+
+
+@pytest.mark.xdist_group("writer")
+def test_finds_the_admin() -> None:
+    assert REGISTRY.get("admin") == "root"
