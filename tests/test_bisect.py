@@ -69,6 +69,7 @@ def only_result(path: Path) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_a_polluter_three_hundred_tests_before_its_victim_is_found_in_few_rounds(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,6 +105,7 @@ def test_a_polluter_three_hundred_tests_before_its_victim_is_found_in_few_rounds
     assert "1 passed" in passing.stdout
 
 
+@pytest.mark.slow
 def test_a_victim_that_needs_two_polluters_gets_both_and_each_is_needed(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -134,6 +136,7 @@ def test_a_victim_that_needs_two_polluters_gets_both_and_each_is_needed(
         assert run(without).returncode == 0, f"fails without {needed}: a polluter too many"
 
 
+@pytest.mark.slow
 def test_a_test_that_needs_an_earlier_one_is_told_which(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -158,6 +161,7 @@ def test_a_test_that_needs_an_earlier_one_is_told_which(
     assert run(control).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_test_that_fails_alone_is_not_called_order_dependent(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,6 +181,7 @@ def test_a_test_that_fails_alone_is_not_called_order_dependent(
     assert run(result["argv"]).returncode == 1
 
 
+@pytest.mark.slow
 def test_a_failure_that_does_not_reproduce_says_what_was_tried(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,6 +199,7 @@ def test_a_failure_that_does_not_reproduce_says_what_was_tried(
     assert "no polluter found" in capfd.readouterr().out
 
 
+@pytest.mark.slow
 def test_tests_no_longer_collected_are_left_out_and_named(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,6 +217,7 @@ def test_tests_no_longer_collected_are_left_out_and_named(
     assert "2 tests of the order are not collected any more and were left out" in result["notes"]
 
 
+@pytest.mark.slow
 def test_a_victim_no_longer_collected_cannot_be_diagnosed(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -227,6 +234,7 @@ def test_a_victim_no_longer_collected_cannot_be_diagnosed(
     assert "is not collected any more" in capfd.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_test_missing_from_the_order_is_a_usage_error_before_any_run(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,6 +249,7 @@ def test_a_test_missing_from_the_order_is_a_usage_error_before_any_run(
     assert "--order-file needs the failing test: add --test NODEID" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pytest_arguments_that_select_tests_are_left_out_of_the_probes_and_listed(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -280,6 +289,7 @@ def test_probe_arguments_sort_into_kept_stopping_and_selecting(tmp_path: Path) -
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -318,6 +328,7 @@ def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
     assert run(shlex.split(alice["command"])).returncode == 1
 
 
+@pytest.mark.slow
 def test_randomized_without_failures_still_replaces_the_order_report(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -37,6 +37,7 @@ def test_fails_in_parallel_phase():
 """
 
 
+@pytest.mark.slow
 def test_serial_tests_start_after_every_parallel_test_stopped(
     pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -66,6 +67,7 @@ def test_serial_tests_start_after_every_parallel_test_stopped(
     assert sorted(p.name for p in (pytester.path / "out").iterdir()) == ["timing.json"]
 
 
+@pytest.mark.slow
 def test_one_worker_is_a_single_run_without_xdist(
     pytester: pytest.Pytester,
     read_report: ReadReport,
@@ -86,6 +88,7 @@ def test_one_worker_is_a_single_run_without_xdist(
     assert len(report["tests"]) == 9
 
 
+@pytest.mark.slow
 def test_serial_and_parallel_runs_report_the_same_tests(
     pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -100,6 +103,7 @@ def test_serial_and_parallel_runs_report_the_same_tests(
     assert outcomes("serial.json") == outcomes("parallel.json")
 
 
+@pytest.mark.slow
 def test_a_suite_with_no_serial_tests_still_succeeds(
     pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -108,6 +112,7 @@ def test_a_suite_with_no_serial_tests_still_succeeds(
     assert read_report(pytester.path / "r.json")["summary"]["tests"] == 2
 
 
+@pytest.mark.slow
 def test_a_usage_error_stops_before_the_serial_phase_and_keeps_the_old_report(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -120,6 +125,7 @@ def test_a_usage_error_stops_before_the_serial_phase_and_keeps_the_old_report(
     assert [p.name for p in pytester.path.iterdir() if p.name.startswith(".testfleet")] == []
 
 
+@pytest.mark.slow
 def test_a_bad_worker_count_in_the_environment_is_a_usage_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -131,6 +137,7 @@ def test_a_bad_worker_count_in_the_environment_is_a_usage_error(
     )
 
 
+@pytest.mark.slow
 def test_the_report_path_comes_from_the_environment_when_not_given(
     pytester: pytest.Pytester,
     read_report: ReadReport,
@@ -154,6 +161,7 @@ def test_victim():
 """
 
 
+@pytest.mark.slow
 def test_randomized_prints_a_command_per_seed_that_reproduces_its_result(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,6 +205,7 @@ def test_randomized_seed_count_comes_from_the_environment(monkeypatch: pytest.Mo
         randomized.seeds_to_run(None, [])
 
 
+@pytest.mark.slow
 def test_a_run_whose_pytest_wrote_no_report_does_not_pass_off_the_old_one(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -210,6 +219,7 @@ def test_a_run_whose_pytest_wrote_no_report_does_not_pass_off_the_old_one(
     assert (pytester.path / "r.json").read_text() == "old\n"
 
 
+@pytest.mark.slow
 def test_randomized_passes_on_pytest_refusing_its_arguments_without_bisecting(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
