@@ -40,7 +40,7 @@ EXPECTED = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pipeline:
     """What `invoke ci` gets on the material: the parallel run, then the classification."""
 

@@ -41,6 +41,12 @@ class AuditBase:
         self.classes: dict[str, ast.ClassDef] = {}
         self.scopes: list[Scope] = []
         self._mutations: list[tuple[ast.AST, str, str]] = []
+        #: Names bound by ``from module import NAME``: objects that live in another module.
+        self.from_imported: set[str] = set()
+        #: In the scope being checked: local names bound to shared state.
+        self.state_aliases: dict[str, str] = {}
+        #: In the scope being checked: lines where the working directory is the test's own.
+        self.isolated_lines: set[int] = set()
         self._index_module()
 
     # -- what the module defines ------------------------------------------------------
@@ -57,6 +63,9 @@ class AuditBase:
                     bound = alias.asname or alias.name
                     self.aliases[bound] = f"{stmt.module}.{alias.name}"
                     self.imported.add(bound)
+                    if alias.name[:1].isupper() and alias.name.isupper():
+                        # An ALL_CAPS name is a constant or a registry, not a module.
+                        self.from_imported.add(bound)
             elif isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 for target in targets:

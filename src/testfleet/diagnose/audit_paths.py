@@ -7,12 +7,16 @@ from collections.abc import Iterator
 
 from testfleet.diagnose.audit_core import AuditBase
 from testfleet.diagnose.audit_vocabulary import (
+    ISOLATING_CALLS,
+    ISOLATING_METHODS,
     PATH_READ_METHODS,
     PATH_WRITE_METHODS,
     READ_PATH_CALLS,
     SHARED_ABSOLUTE,
     SHARED_RELATIVE,
+    SHARED_TEMP_CALLS,
     WRITE_PATH_CALLS,
+    node_line,
     text_of,
 )
 
@@ -20,15 +24,66 @@ from testfleet.diagnose.audit_vocabulary import (
 class PathChecks(AuditBase):
     """Checks of paths and files."""
 
+    def isolated_cwd_lines(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
+        """Lines in a block whose working directory is the test's own.
+
+        ``with runner.isolated_filesystem():`` (click), ``with tmp_path.as_cwd():``,
+        ``with contextlib.chdir(tmp_path):``: relative paths there name private files.
+        """
+        lines: set[int] = set()
+        for node in ast.walk(func):
+            if not isinstance(node, ast.With | ast.AsyncWith):
+                continue
+            for item in node.items:
+                call = item.context_expr
+                if not isinstance(call, ast.Call):
+                    continue
+                attr = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+                if attr in ISOLATING_METHODS or self.qualified(call.func) in ISOLATING_CALLS:
+                    end = node.end_lineno or node.lineno
+                    lines.update(range(node.lineno, end + 1))
+        return lines
+
+    def _temp_root(self, node: ast.AST) -> str | None:
+        """How ``node`` names a directory every test shares: the temp dir, tmp_path's parent."""
+        while (
+            isinstance(node, ast.Call)
+            and self.qualified(node.func) in READ_PATH_CALLS
+            and len(node.args) == 1
+        ):
+            node = node.args[0]
+        if isinstance(node, ast.Call) and self.qualified(node.func) in SHARED_TEMP_CALLS:
+            return ast.unparse(node)
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "parent"
+            and isinstance(node.value, ast.Name)
+            and node.value.id in {"tmp_path", "tmpdir"}
+        ):
+            return ast.unparse(node)
+        return None
+
+    def _in_temp_root(self, root: ast.AST, name: ast.AST) -> tuple[str, str] | None:
+        """A fixed file name in a shared temp directory: the same file for every test."""
+        shown_root = self._temp_root(root)
+        text = text_of(name)
+        if shown_root is None or text is None or "{}" in text:
+            return None
+        return f"/tmp/{text}", f"{text!r} in `{shown_root}`"
+
     def _path_text(self, node: ast.AST, local: frozenset[str]) -> tuple[str, str] | None:
         """The literal path an expression starts with, and how to show it."""
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-            return self._path_text(node.left, local)
+            return self._in_temp_root(node.left, node.right) or self._path_text(node.left, local)
         if (
             isinstance(node, ast.Call)
             and self.qualified(node.func) in READ_PATH_CALLS
             and node.args
         ):
+            if len(node.args) >= 2:
+                joined = self._in_temp_root(node.args[0], node.args[1])
+                if joined is not None:
+                    return joined
             return self._path_text(node.args[0], local)
         text = text_of(node)
         if text is not None:
@@ -63,7 +118,8 @@ class PathChecks(AuditBase):
             writes = True
             candidates.append(call.func.value)
         elif name in {"os.getcwd", "pathlib.Path.cwd"}:
-            self._hit(call, "TF102", f"`{ast.unparse(call)}`")
+            if node_line(call) not in self.isolated_lines:
+                self._hit(call, "TF102", f"`{ast.unparse(call)}`")
         elif name == "os.chdir":
             self._hit(call, "TF102", f"`{ast.unparse(call)}` outlives the test")
         if name.startswith("tempfile."):
@@ -75,7 +131,12 @@ class PathChecks(AuditBase):
             text, shown = found
             if SHARED_ABSOLUTE.match(text) or SHARED_RELATIVE.match(text):
                 self._hit(candidate, "TF101", f"the shared path {shown}")
-            elif writes and text and not text.startswith(("/", "~", ":memory:", "{}")):
+            elif (
+                writes
+                and text
+                and not text.startswith(("/", "~", ":memory:", "{}"))
+                and node_line(candidate) not in self.isolated_lines
+            ):
                 self._hit(candidate, "TF102", f"the relative path {shown} is written")
 
     @staticmethod

@@ -87,6 +87,8 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
         local = frozenset((stored | params) - declared_global)
         restored = self._restored_lines(func)
         self._mutations = []
+        self.bind_state_aliases(func, scope, local)
+        self.isolated_lines = self.isolated_cwd_lines(func)
         for node in ast.walk(func):
             if isinstance(node, ast.Call):
                 self._check_path_call(node, local)

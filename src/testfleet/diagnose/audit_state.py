@@ -18,17 +18,53 @@ class StateChecks(AuditBase):
     # -- TF103, TF107: shared state --------------------------------------------------------
 
     def _shared_container(self, node: ast.AST, scope: Scope, local: frozenset[str]) -> str | None:
-        """The name of the module- or class-level mutable object ``node`` refers to."""
+        """The name of the module- or class-level mutable object ``node`` refers to.
+
+        Followed through imports (``state.FLAGS``, ``from state import FLAGS``) and through
+        names the scope binds to such an object (``flags = state.FLAGS``).
+        """
         if isinstance(node, ast.Name):
+            if node.id in self.state_aliases:
+                return self.state_aliases[node.id]
             if node.id in self.mutable_globals and node.id not in local:
                 return node.id
+            if node.id in self.from_imported and node.id not in local:
+                return self.qualified(node)
             return None
+        imported = self._imported_state(node, local)
+        if imported is not None:
+            return imported
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             owner = node.value.id
             cls = scope.cls if owner in {"self", "cls"} else self.classes.get(owner)
             if cls is not None and node.attr in self._class_mutables(cls):
                 return f"{cls.name}.{node.attr}"
         return None
+
+    def _imported_state(self, node: ast.AST, local: frozenset[str]) -> str | None:
+        """``state.FLAGS``: an attribute of an imported module, which every test shares."""
+        name = dotted(node)
+        if name is None or "." not in name:
+            return None
+        root = name.split(".")[0]
+        if root in local or root not in self.imported:
+            return None
+        qualified = self.qualified(node)
+        # The environment has a rule of its own (TF107), with its own fix.
+        return None if qualified.startswith("os.environ") else qualified
+
+    def bind_state_aliases(
+        self, func: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, local: frozenset[str]
+    ) -> None:
+        """Names the scope binds to shared state (``flags = state.FLAGS``), not to copies."""
+        self.state_aliases = {}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name):
+                    shared = self._shared_container(node.value, scope, local)
+                    if shared is not None:
+                        self.state_aliases[target.id] = shared
 
     def _class_mutables(self, cls: ast.ClassDef) -> set[str]:
         names: set[str] = set()
@@ -174,11 +210,45 @@ class StateChecks(AuditBase):
                 value = node.value
             if value is None:
                 continue
-            if isinstance(value, ast.Name) and value.id in bound:
+            # Follow the name back to what it was built from, through several assignments.
+            seen: set[str] = set()
+            while isinstance(value, ast.Name) and value.id in bound and value.id not in seen:
+                seen.add(value.id)
                 value = bound[value.id]
-            if self.is_mutable(value):
+            if self.is_mutable(value) or self._mutable_instance(value):
                 shown = ast.unparse(value)
                 shown = shown if len(shown) <= 40 else shown[:37] + "..."
                 self._hit(
                     node, "TF104", f"`{func.name}` (scope {scope.fixture_scope!r}) gives `{shown}`"
                 )
+
+    def _mutable_instance(self, value: ast.AST) -> bool:
+        """An object built from a mapping (``Config(**defaults)``) or a mutable local class.
+
+        Fields filled from a dict are meant to be read and changed like one; a class of
+        this module counts unless it is a frozen dataclass or a named tuple.
+        """
+        if not isinstance(value, ast.Call):
+            return False
+        name = dotted(value.func) or ""
+        last = name.rsplit(".", 1)[-1]
+        if not last[:1].isupper():
+            return False
+        cls = self.classes.get(name)
+        if cls is not None:
+            return not _immutable_class(cls)
+        from_mapping = any(keyword.arg is None for keyword in value.keywords)
+        return from_mapping or any(isinstance(arg, ast.Dict | ast.DictComp) for arg in value.args)
+
+
+def _immutable_class(cls: ast.ClassDef) -> bool:
+    for decorator in cls.decorator_list:
+        if isinstance(decorator, ast.Call) and any(
+            keyword.arg == "frozen"
+            and isinstance(keyword.value, ast.Constant)
+            and keyword.value.value
+            for keyword in decorator.keywords
+        ):
+            return True
+    bases = {(dotted(base) or "").rsplit(".", 1)[-1] for base in cls.bases}
+    return bool(bases & {"NamedTuple", "Enum", "IntEnum", "StrEnum"})

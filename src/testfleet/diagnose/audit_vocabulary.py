@@ -69,6 +69,13 @@ WRITE_PATH_CALLS = {
 }
 PATH_WRITE_METHODS = {"write_text", "write_bytes", "touch", "mkdir", "unlink", "rmdir"}
 PATH_READ_METHODS = {"read_text", "read_bytes", "exists", "is_file", "is_dir", "stat"}
+#: Calls that name the machine's temp directory: a fixed name in it is shared.
+SHARED_TEMP_CALLS = {"tempfile.gettempdir", "tempfile.gettempdirb"}
+#: Context managers in whose block the working directory is the test's own.
+ISOLATING_METHODS = {"isolated_filesystem", "as_cwd"}
+ISOLATING_CALLS = {"contextlib.chdir"}
+#: A sleep in a block holding one of these keeps others out: work, not a wait.
+LOCK_WORDS = ("lock", "mutex", "semaphore")
 SHARED_ABSOLUTE = re.compile(r"^/(tmp|var/tmp|dev/shm)(/|$)")
 SHARED_RELATIVE = re.compile(r"^(\./)?(reports|logs?|tmp|output|out|results)(/|$)")
 CONNECT_CALLS = {

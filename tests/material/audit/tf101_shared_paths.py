@@ -56,3 +56,24 @@ def test_passes_a_relative_path_as_a_value(cli):
 
 def test_removes_a_shared_socket():
     SOCKET.unlink()
+
+
+def test_writes_a_fixed_name_in_the_temp_dir():
+    (Path(tempfile.gettempdir()) / "app-state.json").write_text("{}")  # TF101
+
+
+def test_writes_beside_its_tmp_path(tmp_path):
+    (tmp_path.parent / "shared.lock").touch()  # TF101
+
+
+def test_joins_the_temp_dir():
+    with open(os.path.join(tempfile.gettempdir(), "cache.db"), "w"):  # TF101
+        pass
+
+
+def test_makes_a_unique_dir_in_the_temp_dir():
+    tempfile.mkdtemp(dir=tempfile.gettempdir())
+
+
+def test_writes_inside_its_tmp_path(tmp_path):
+    (tmp_path / "state.json").write_text("{}")

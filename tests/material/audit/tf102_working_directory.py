@@ -37,3 +37,15 @@ def test_changes_directory_for_this_test_only(monkeypatch, tmp_path):
 
 def test_uses_an_in_memory_database():
     sqlite3.connect(":memory:")
+
+
+def test_writes_in_an_isolated_filesystem():
+    runner = CliRunner()
+    with runner.isolated_filesystem():
+        Path("out.txt").write_text("x")
+        assert os.getcwd()
+
+
+def test_writes_in_its_own_cwd(tmp_path):
+    with tmp_path.as_cwd():
+        Path("out.txt").write_text("x")

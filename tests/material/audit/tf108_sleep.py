@@ -33,3 +33,9 @@ def test_sleeps_in_a_worker_thread():
 
 def helper_that_is_no_test():
     time.sleep(1)
+
+
+def test_works_while_holding_a_lock(tmp_path):
+    lock = FileLock(tmp_path / "l")
+    with lock:
+        time.sleep(0.2)
