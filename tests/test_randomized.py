@@ -98,3 +98,72 @@ def test_a_suite_with_xdist_in_addopts_is_reversed_randomized_and_bisected(
     done = subprocess.run(command, cwd=addopts_suite, capture_output=True, text=True, check=False)
     assert done.returncode == 1, done.stdout
     assert "1 failed, 1 passed" in done.stdout
+
+
+PLANTED = Path(__file__).parent / "material" / "order" / "planted"
+#: Every order-dependent test of the planted suite, and what its diagnosis must say.
+PLANTED_CLASSES = {
+    "test_a_flags.py::test_flags_start_clear": (
+        "polluted-by",
+        ["test_z_flags.py::test_sets_a_flag"],
+    ),
+    "test_a_flags.py::test_counter_starts_at_zero": (
+        "polluted-by",
+        ["test_z_flags.py::test_counts"],
+    ),
+    "test_a_price.py::test_price_is_plain": (
+        "polluted-by",
+        ["test_y_region.py::test_set_region", "test_z_flags.py::test_set_currency"],
+    ),
+    "test_b_config.py::test_default_is_quiet": (
+        "polluted-by",
+        ["test_b_config.py::test_turns_verbose_on"],
+    ),
+    "test_d_login.py::test_alice_logs_in": (
+        "depends-on",
+        ["test_c_accounts.py::test_register_alice"],
+    ),
+}
+
+
+def copy_planted(target: Path) -> Path:
+    """The planted suite as a project: NAME.py.txt -> test_NAME.py, support and conftest kept."""
+    for source in sorted(PLANTED.glob("*.py.txt")):
+        stem = source.name.removesuffix(".py.txt")
+        keep = stem.startswith("support_") or stem == "conftest"
+        (target / (f"{stem}.py" if keep else f"test_{stem}.py")).write_text(source.read_text())
+    return target
+
+
+@pytest.mark.slow
+def test_randomized_gives_each_planted_defect_its_class_and_accuses_no_healthy_test(
+    pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
+) -> None:
+    copy_planted(pytester.path)
+    # The collection order passes: only another order shows these defects.
+    assert pytester.runpytest_subprocess("-p", "no:randomly").ret == pytest.ExitCode.OK
+    args = ["randomized", "--seed", "11", "--report-dir", "rand", "--order-report", "o.json"]
+    assert main([*args, "--max-victims", "10"]) == pytest.ExitCode.TESTS_FAILED
+    capfd.readouterr()
+
+    data = read(pytester.path / "o.json")
+    (reversed_run, seed_run) = data["seeds"]
+    assert sorted(reversed_run["failed"]) == sorted(PLANTED_CLASSES), "reversed finds them all"
+    found = {r["victim"]: (r["verdict"], r["tests"]) for r in data["results"]}
+    assert found == PLANTED_CLASSES
+    assert set(seed_run["failed"]) <= set(PLANTED_CLASSES)
+
+
+def test_audit_flags_the_root_cause_of_each_planted_defect(tmp_path: Path) -> None:
+    from testfleet.diagnose import audit
+
+    copy_planted(tmp_path)
+    result = audit.audit_paths([tmp_path], root=tmp_path)
+    found = {(item.path, item.rule) for item in result.findings}
+    assert found == {
+        ("test_z_flags.py", "TF103"),  # state.FLAGS, state.COUNTER, state.SETTINGS
+        ("test_y_region.py", "TF103"),  # SETTINGS["region"], imported by name
+        ("test_c_accounts.py", "TF103"),  # REGISTRY.append
+        ("conftest.py", "TF104"),  # Config(**DEFAULTS), module scope
+    }
+    assert len([i for i in result.findings if i.path == "test_z_flags.py"]) == 3
