@@ -141,3 +141,30 @@ def test_a_search_past_its_run_limit_is_an_error_not_a_guess() -> None:
 def test_a_victim_outside_the_order_is_refused_before_any_probe() -> None:
     with pytest.raises(ValueError, match="is not among the 3 tests"):
         search.search(["a", "b", "c"], VICTIM, lambda tests: "passed", show=show)
+
+
+def test_a_parallel_report_gives_the_victim_its_own_worker_order() -> None:
+    from testfleet.diagnose import bisect
+
+    def record(
+        nodeid: str, worker: str, start: float, outcome: str = "passed"
+    ) -> dict[str, object]:
+        return {"nodeid": nodeid, "worker": worker, "start": start, "outcome": outcome}
+
+    report = {
+        "tests": [
+            record("a.py::t1", "gw0", 1.0),
+            record("b.py::t2", "gw1", 1.5),
+            record("a.py::t3", "gw0", 2.0),
+            record("b.py::t4", "gw1", 2.5),
+            record("a.py::victim", "gw0", 3.0, "failed"),
+        ]
+    }
+    own = bisect.worker_order(report, "a.py::victim")
+    assert own.order == ["a.py::t1", "a.py::t3", "a.py::victim"]
+    assert own.note == (
+        "the order of worker gw0 (3 of the report's 5 tests): in a parallel run, only its "
+        "tests ran in its process"
+    )
+    serial = {"tests": [{**t, "worker": "main"} for t in report["tests"]]}
+    assert bisect.worker_order(serial, "a.py::victim").note is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,10 @@ def test_randomized_gives_each_planted_defect_its_class_and_accuses_no_healthy_t
     data = read(pytester.path / "o.json")
     (reversed_run, seed_run) = data["seeds"]
     assert sorted(reversed_run["failed"]) == sorted(PLANTED_CLASSES), "reversed finds them all"
-    found = {r["victim"]: (r["verdict"], r["tests"]) for r in data["results"]}
+    # The causes, whatever order the run that showed them had.
+    found = {r["victim"]: (r["verdict"], sorted(r["tests"])) for r in data["results"]}
     assert found == PLANTED_CLASSES
+    assert all(r["verified"] for r in data["results"])
     assert set(seed_run["failed"]) <= set(PLANTED_CLASSES)
 
 
@@ -167,3 +170,48 @@ def test_audit_flags_the_root_cause_of_each_planted_defect(tmp_path: Path) -> No
         ("conftest.py", "TF104"),  # Config(**DEFAULTS), module scope
     }
     assert len([i for i in result.findings if i.path == "test_z_flags.py"]) == 3
+
+
+OTHER_WORKER_SUITE = """
+import pytest
+
+REGISTRY = {}
+
+
+@pytest.mark.xdist_group("setup")
+def test_registers_the_admin():
+    REGISTRY["admin"] = "root"
+
+
+@pytest.mark.xdist_group("login")
+def test_finds_the_admin():
+    assert REGISTRY.get("admin") == "root"
+"""
+
+
+@pytest.mark.slow
+def test_classify_and_bisect_work_on_a_suite_with_xdist_in_addopts(
+    addopts_suite: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (addopts_suite / "tests" / "test_admin.py").write_text(OTHER_WORKER_SUITE)
+    # The parallel run as the project runs it: addopts spread it over the workers.
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--testfleet-report=run.json", "tests/test_admin.py"],
+        cwd=addopts_suite, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout
+    assert main(["classify", "run.json", "--runs", "1", "--json", "c.json"]) == 1
+    out = capfd.readouterr().out
+    data = read(addopts_suite / "c.json")
+    (result,) = data["results"]
+    assert (result["class"], result["needs_other_worker"]) == ("order-dependent", True)
+    assert "it needs a test that ran on another worker" in out
+    assert "tests/test_admin.py::test_registers_the_admin" not in out, "counts, not node ids"
+
+    command = shlex.split(result["bisect"])
+    assert main([*command[1:], "--json", "b.json"]) == 1
+    (found,) = read(addopts_suite / "b.json")["results"]
+    assert (found["verdict"], found["tests"]) == (
+        "depends-on",
+        ["tests/test_admin.py::test_registers_the_admin"],
+    )

@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not diagnose the failing tests of failing seeds",
     )
     randomized.add_argument(
+        "--json",
         "--order-report",
+        dest="order_report",
         type=Path,
         default=Path(runner.ORDER_REPORT),
         help="where the diagnoses go (default %(default)s; markdown beside it, .md)",
@@ -456,11 +458,14 @@ def _classify_options(parser: argparse.ArgumentParser) -> None:
         f"(default ${classify.THRESHOLD_ENV}, else {classify.DEFAULT_THRESHOLD:g})",
     )
     parser.add_argument(
-        "--output",
+        "--json",
+        dest="output",
         type=Path,
         default=classify.DEFAULT_OUTPUT,
         help="classification JSON (default %(default)s)",
     )
+    # The old name of --json, kept working.
+    parser.add_argument("--output", dest="output", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--summary", type=Path, help="append a markdown section to this file")
     parser.add_argument(
         "--step-summary",

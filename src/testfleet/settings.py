@@ -179,7 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_CLASSIFICATION",
         "classification JSON that classify writes",
         DIAGNOSE,
-        "classify --output",
+        "classify --json",
     ),
     Setting(
         "order_report",
@@ -188,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_ORDER_REPORT",
         "order-dependence diagnoses of a randomized run's failing seeds",
         DIAGNOSE,
-        "randomized --order-report",
+        "randomized --json",
     ),
     Setting(
         "bisect_jobs",
@@ -199,7 +199,7 @@ SETTINGS: tuple[Setting, ...] = (
         "while bisecting; 1 when tests share files or databases between processes",
         DIAGNOSE,
         "bisect --jobs",
-        default_text="the CPUs, at most 4",
+        default_text="from the probes' measured cost and the free CPUs, at most 4",
     ),
     Setting(
         "bisect_max_tests",

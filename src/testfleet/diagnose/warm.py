@@ -157,10 +157,12 @@ class Server:
         self._lock = threading.Lock()
         self._next = 0
         self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self._reader: threading.Thread | None = None
         self._send({"preload": list(preload)})
         assert self.process.stdout is not None
         answer = self.process.stdout.readline()
         if not answer:
+            self.close()
             raise WarmError("the warm probe server stopped while importing the suite")
         hello = json.loads(answer)
         if not hello.get("ready"):
@@ -213,6 +215,10 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def __enter__(self) -> Server:
         return self
