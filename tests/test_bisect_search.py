@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,21 @@ def test_a_parallel_report_gives_the_victim_its_own_worker_order() -> None:
     )
     serial = {"tests": [{**t, "worker": "main"} for t in report["tests"]]}
     assert bisect.worker_order(serial, "a.py::victim").note is None
+
+
+@pytest.mark.slow
+def test_probes_fall_back_to_a_process_each_when_the_suite_cannot_be_imported_once(
+    tmp_path: Path,
+) -> None:
+    from testfleet.diagnose import bisect, probes
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_broken.py").write_text("raise RuntimeError('no import here')\n")
+    notes: list[str] = []
+    oracle = bisect._oracle(
+        "test_broken.py::test_x", [], tmp_path, ["test_broken.py::test_x"], None, None,
+        tmp_path, True, notes,
+    )  # fmt: skip
+    assert type(oracle) is probes.SubprocessProbes
+    (note,) = notes
+    assert note.startswith("each probe ran in a new process: the suite could not be imported")

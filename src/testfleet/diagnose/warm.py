@@ -93,7 +93,9 @@ def serve(stdin: int = 0, out: IO[bytes] | None = None) -> int:
     preloaded = False
     open_input = True
     while open_input or pending:
-        ready, _, _ = select.select([stdin] if open_input else [], [], [], 0.005)
+        # Block on the next request while no child runs; poll for ended children otherwise.
+        wait = 0.005 if pending else None
+        ready, _, _ = select.select([stdin] if open_input else [], [], [], wait)
         if ready:
             chunk = os.read(stdin, 65536)
             open_input = bool(chunk)
