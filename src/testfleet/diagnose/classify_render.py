@@ -126,11 +126,12 @@ def render_markdown(result: Classification) -> str:
         "|" + "---|" * len(CLASSES),
         "| " + " | ".join(str(counts[c]) for c in CLASSES) + " |",
         "",
-        "| class | test | worker | in order context | alone |",
-        "|---|---|---|---|---|",
+        "| class | test | worker | in order context | alone | in suite order | beside neighbours |",
+        "|---|---|---|---|---|---|---|",
     ]
     out += [
-        f"| {v.cls} | `{v.nodeid}` | {v.worker} | {_tally(v.in_context)} | {_tally(v.alone)} |"
+        f"| {v.cls} | `{v.nodeid}` | {v.worker} | {_tally(v.in_context)} | {_tally(v.alone)} | "
+        f"{_tally(v.in_suite) if v.in_suite else '-'} | {_tally(v.beside) if v.beside else '-'} |"
         for v in sorted(result.verdicts, key=lambda v: (CLASSES.index(v.cls), v.nodeid))
     ]
     out.append("")
