@@ -215,3 +215,17 @@ def test_classify_and_bisect_work_on_a_suite_with_xdist_in_addopts(
         "depends-on",
         ["tests/test_admin.py::test_registers_the_admin"],
     )
+
+
+@pytest.mark.slow
+def test_the_order_section_goes_to_the_summary_and_the_step_summary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "step.md"))
+    args = ["randomized", "--seed", "3", "--report-dir", "rand", "--json", "o.json"]
+    assert main([*args, "--summary", "ci.md", "--step-summary"]) == pytest.ExitCode.OK
+    section = (pytester.path / "o.md").read_text()
+    assert section.startswith("## Order dependence\n\nRuns: reversed (exit 0), seed 3 (exit 0)")
+    assert (pytester.path / "ci.md").read_text() == section
+    assert (pytester.path / "step.md").read_text() == section

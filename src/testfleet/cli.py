@@ -216,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary", type=Path, help="append the markdown section to this file, atomically"
     )
     randomized.add_argument(
+        "--step-summary",
+        action="store_true",
+        help=f"also append it to the file named by ${STEP_SUMMARY_ENV}, when that is set",
+    )
+    randomized.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments"
     )
     show.set_defaults(handler=_report)
@@ -409,6 +414,7 @@ def _randomized(args: argparse.Namespace) -> int:
         bisect=args.bisect,
         order_report=args.order_report,
         summary=args.summary,
+        step_summary=_step_summary() if args.step_summary else None,
         jobs=args.jobs,
         max_tests=args.max_tests,
         max_victims=args.max_victims,
@@ -760,6 +766,12 @@ def _combine(args: argparse.Namespace) -> int:
         if target is not None:
             append_text_atomic(target, markdown)
     return EXIT_OK if result.complete else EXIT_FINDINGS
+
+
+def _step_summary() -> Path | None:
+    """The file named by ``$GITHUB_STEP_SUMMARY``, when it is set."""
+    name = os.environ.get(STEP_SUMMARY_ENV, "").strip()
+    return Path(name) if name else None
 
 
 def _pytest_args(args: Sequence[str]) -> list[str]:

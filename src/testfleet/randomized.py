@@ -107,6 +107,7 @@ def run_randomized(
     bisect: bool = True,
     order_report: Path = ORDER_REPORT,
     summary: Path | None = None,
+    step_summary: Path | None = None,
     jobs: int | None = None,
     max_tests: int | None = None,
     max_victims: int | None = None,
@@ -140,8 +141,9 @@ def run_randomized(
         # Not a test result: an interrupted run, or pytest refused its arguments.
         return fatal[0]
     if bisect:
+        summaries = [path for path in (summary, step_summary) if path is not None]
         diagnose_runs(
-            results, pytest_args, order_report, summary, echo,
+            results, pytest_args, order_report, summaries, echo,
             jobs=jobs, max_tests=max_tests, max_victims=max_victims,
         )  # fmt: skip
     if failed:
@@ -182,7 +184,7 @@ def diagnose_runs(
     results: Sequence[dict[str, Any]],
     pytest_args: Sequence[str],
     order_report: Path,
-    summary: Path | None,
+    summaries: Sequence[Path],
     echo: Echo,
     *,
     jobs: int | None = None,
@@ -241,9 +243,9 @@ def diagnose_runs(
     markdown = bisect.render_markdown(data)
     write_json_atomic(order_report, data)
     write_text_atomic(order_report.with_suffix(".md"), markdown)
-    if summary is not None:
-        append_text_atomic(summary, markdown)
+    for path in summaries:
+        append_text_atomic(path, markdown)
     echo(
         f"testfleet: order dependence: {len(diagnoses)} tests diagnosed; {order_report}"
-        + (f", section appended to {summary}" if summary is not None else "")
+        + (f", section appended to {', '.join(map(str, summaries))}" if summaries else "")
     )
