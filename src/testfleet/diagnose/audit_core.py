@@ -43,6 +43,8 @@ class AuditBase:
         self._mutations: list[tuple[ast.AST, str, str]] = []
         #: Names bound by ``from module import NAME``: objects that live in another module.
         self.from_imported: set[str] = set()
+        #: In the scope being checked: changes of shared containers (node, name, detail).
+        self.state_changes: list[tuple[ast.AST, str, str]] = []
         #: In the scope being checked: local names bound to shared state.
         self.state_aliases: dict[str, str] = {}
         #: In the scope being checked: lines where the working directory is the test's own.

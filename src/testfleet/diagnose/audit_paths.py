@@ -12,6 +12,7 @@ from testfleet.diagnose.audit_vocabulary import (
     PATH_READ_METHODS,
     PATH_WRITE_METHODS,
     READ_PATH_CALLS,
+    RESTORING_METHODS,
     SHARED_ABSOLUTE,
     SHARED_RELATIVE,
     SHARED_TEMP_CALLS,
@@ -42,6 +43,23 @@ class PathChecks(AuditBase):
                 if attr in ISOLATING_METHODS or self.qualified(call.func) in ISOLATING_CALLS:
                     end = node.end_lineno or node.lineno
                     lines.update(range(node.lineno, end + 1))
+        return lines
+
+    def restoring_block_lines(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
+        """Lines in a block that puts back what is changed in it.
+
+        ``with runner.isolation():`` (click) restores the standard streams and the
+        environment; ``isolated_filesystem()`` the working directory.
+        """
+        lines: set[int] = set()
+        for node in ast.walk(func):
+            if isinstance(node, ast.With | ast.AsyncWith) and any(
+                isinstance(item.context_expr, ast.Call)
+                and isinstance(item.context_expr.func, ast.Attribute)
+                and item.context_expr.func.attr in RESTORING_METHODS
+                for item in node.items
+            ):
+                lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
         return lines
 
     def _temp_root(self, node: ast.AST) -> str | None:

@@ -85,8 +85,9 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
         }
         local = frozenset((stored | params) - declared_global)
-        restored = self._restored_lines(func)
+        restored = self._restored_lines(func) | self.restoring_block_lines(func)
         self._mutations = []
+        self.state_changes = []
         self.bind_state_aliases(func, scope, local)
         self.isolated_lines = self.isolated_cwd_lines(func)
         for node in ast.walk(func):
@@ -102,10 +103,11 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
                 self._check_pattern_cleanup(node)
         # A change undone at teardown (after a fixture's yield, in a finally) is the
         # hand-written form of monkeypatch: neither it nor the lines that undo it count.
-        undone = {key for node, key, _ in self._mutations if node_line(node) in restored}
-        for node, key, detail in self._mutations:
-            if key not in undone:
-                self._hit(node, "TF107", detail)
+        for rule, changes in (("TF107", self._mutations), ("TF103", self.state_changes)):
+            undone = {key for node, key, _ in changes if node_line(node) in restored}
+            for node, key, detail in changes:
+                if key not in undone:
+                    self._hit(node, rule, detail)
         self._check_sleep(func)
         if scope.kind == "fixture" and scope.fixture_scope in FIXTURE_SCOPES_SHARED:
             self._check_fixture_value(scope)

@@ -99,7 +99,7 @@ class StateChecks(AuditBase):
         ):
             name = self._shared_container(node.func.value, scope, local)
             if name:
-                self._hit(node, "TF103", f"`{name}.{node.func.attr}(...)`")
+                self.state_changes.append((node, name, f"`{name}.{node.func.attr}(...)`"))
             return
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
@@ -112,7 +112,7 @@ class StateChecks(AuditBase):
             if isinstance(target, ast.Subscript):
                 name = self._shared_container(target.value, scope, local)
                 if name:
-                    self._hit(target, "TF103", f"`{ast.unparse(target)}` changed")
+                    self.state_changes.append((target, name, f"`{ast.unparse(target)}` changed"))
             elif isinstance(target, ast.Name) and target.id in declared_global:
                 self._hit(target, "TF103", f"module-level `{target.id}` rebound (`global`)")
             elif (

@@ -74,6 +74,8 @@ SHARED_TEMP_CALLS = {"tempfile.gettempdir", "tempfile.gettempdirb"}
 #: Context managers in whose block the working directory is the test's own.
 ISOLATING_METHODS = {"isolated_filesystem", "as_cwd"}
 ISOLATING_CALLS = {"contextlib.chdir"}
+#: Context managers that put back, at the end of their block, what is changed in it.
+RESTORING_METHODS = {"isolation", "isolated_filesystem"}
 #: A sleep in a block holding one of these keeps others out: work, not a wait.
 LOCK_WORDS = ("lock", "mutex", "semaphore")
 SHARED_ABSOLUTE = re.compile(r"^/(tmp|var/tmp|dev/shm)(/|$)")

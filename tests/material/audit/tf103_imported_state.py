@@ -5,6 +5,8 @@ import state
 from state import FLAGS, REGISTRY
 from state import make_client
 
+import pytest
+
 
 def test_sets_a_flag_of_another_module():
     state.FLAGS["ready"] = True  # TF103
@@ -44,3 +46,12 @@ def test_builds_its_own_list():
 def test_uses_a_client_of_its_own():
     client = make_client()
     client.headers.update({"a": "b"})
+
+
+@pytest.fixture
+def restored_registry():
+    saved = list(state.REGISTRY)
+    state.REGISTRY.clear()
+    yield
+    state.REGISTRY.clear()
+    state.REGISTRY.extend(saved)

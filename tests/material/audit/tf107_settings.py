@@ -2,6 +2,7 @@
 """TF107: settings and environment mutated without restoring, and look-alikes that are fine."""
 
 import os
+import sys
 
 import myapp.config
 import pytest
@@ -56,3 +57,8 @@ def test_sets_a_local_object():
 
 def test_reads_the_environment():
     assert os.environ.get("HOME")
+
+
+def test_swaps_the_streams_inside_an_isolation(runner):
+    with runner.isolation():
+        sys.stdout = None
