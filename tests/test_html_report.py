@@ -151,6 +151,18 @@ def test_report_format_html_writes_the_page_with_trends_and_diagnoses_beside_it(
     assert "<code>t.py::polluter</code>" in page
 
 
+def test_an_unreadable_history_leaves_the_page_without_trends_saying_why(
+    pytester: pytest.Pytester,
+) -> None:
+    write_json_atomic(pytester.path / REPORT, generated_report(10, 2))
+    history = pytester.path / "reports" / "history.sqlite"
+    history.write_bytes(b"not a database" * 100)
+    assert main(["report", REPORT, "--format", "html", "--output", "page.html"]) == 0
+    page = (pytester.path / "page.html").read_text()
+    assert "<p class='warn'>No trends: reports/history.sqlite is not a readable history" in page
+    assert history.read_bytes() == b"not a database" * 100
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[chromium.Page]:
     binary = chromium.find()

@@ -164,6 +164,8 @@ def _trends(history: Mapping[str, Any] | None) -> str:
             "<p class='meta'>No run history (<code>reports/history.sqlite</code>): "
             "<code>testfleet run</code> records one.</p>"
         )
+    if "unreadable" in history:
+        return f"<p class='warn'>No trends: {escape(str(history['unreadable']))}</p>"
     runs = history["runs"]
     walls = [
         (f"{r['run_id']} ({r['mode']}/{r['workers']})", float(r["wall_seconds"]),
@@ -288,7 +290,7 @@ def read_optional(path: Path) -> dict[str, Any] | None:
 
 
 def history_for(root: Path) -> dict[str, Any] | None:
-    """The history analysis for the trends, when the project has a readable history."""
+    """The history analysis for the trends; None without a history, why when unreadable."""
     from testfleet.history import analysis, settings
     from testfleet.history.store import HistoryError, open_history, reading
 
@@ -298,9 +300,9 @@ def history_for(root: Path) -> dict[str, Any] | None:
             return None
         with open_history(path, create=False) as conn, reading(path):
             return analysis.analyze(conn)
-    except (HistoryError, ValueError):
-        # The page is still worth having without its trends; `testfleet history` says why.
-        return None
+    except (HistoryError, ValueError) as exc:
+        # The page is still worth having without its trends; it says why they are missing.
+        return {"unreadable": str(exc)}
 
 
 def render_run(analysis: Mapping[str, Any], report: Mapping[str, Any], root: Path) -> str:
