@@ -108,6 +108,8 @@ def test_worker_start_up_and_collection_show_before_the_first_test_of_each_lane(
     assert "<title>gw0 start-up: 2.00s</title>" in page
     assert "<title>gw0 collection: 2.50s</title>" in page
     assert "<title>gw1 start-up: 2.50s</title>" in page
+    data["tests"][0]["cpu"] = 0.0042
+    assert f"{data['tests'][0]['duration']:.3f}s (CPU 0.004s) failed on gw0" in render(data)
     assert page.count('<rect class="startup"') == 2
     # The axis starts with the phase, before the first test.
     assert re.search(r'<rect class="startup" x="110.00"', page)

@@ -148,8 +148,10 @@ def _bar(test: Mapping[str, Any], t0: float, span: float, y: float) -> str:
     width = max((stop - start) / span * PLOT, 0.6)
     attempt = int(test.get("attempt", 1))
     rerun = f", attempt {attempt}" if attempt > 1 else ""
+    cpu = test.get("cpu")
+    used = f" (CPU {float(cpu):.3f}s)" if isinstance(cpu, int | float) else ""
     tip = (
-        f"{test['nodeid']}\n{float(test['duration']):.3f}s {test['outcome']} on "
+        f"{test['nodeid']}\n{float(test['duration']):.3f}s{used} {test['outcome']} on "
         f"{test['worker']}{rerun}"
     )
     return (
