@@ -186,6 +186,13 @@ def test_old_reports_are_imported_in_one_go_and_a_bad_one_imports_none(
     assert analyze(history)["recorded_runs"] == 3
 
 
+def test_a_shard_is_recorded_as_its_index_and_total(history: Path) -> None:
+    data = make_report("s2", [("t.py::a", "passed", 0.1)])
+    data["run"]["shard"] = {"index": 2, "total": 4, "assigned": ["t.py::a"] * 500}
+    append(history, [data], {})
+    assert analyze(history)["runs"][0]["shard"] == "2/4"
+
+
 def test_a_test_failing_and_passing_on_one_commit_is_flaky_but_a_fix_on_a_new_commit_is_not(
     history: Path,
 ) -> None:

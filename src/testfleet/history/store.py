@@ -143,7 +143,7 @@ def run_row(report: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any
         "git_commit": pick("git_commit"),
         "branch": pick("branch"),
         "ci_run_id": pick("ci_run_id"),
-        "shard": json.dumps(shard) if isinstance(shard, dict | list) else shard,
+        "shard": _shard(shard),
         "exit_status": run.get("exit_status"),
         "tests": len(tests),
         "failed": counts["failed"] + counts["error"],
@@ -151,6 +151,15 @@ def run_row(report: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any
         "duration_sum": round(sum(float(t["duration"]) for t in tests), 6),
         "source": meta.get("source"),
     }
+
+
+def _shard(shard: Any) -> str | None:
+    """``index/total`` of a CI shard; its list of assigned tests stays in its report."""
+    if isinstance(shard, dict):
+        if "index" in shard and "total" in shard:
+            return f"{shard['index']}/{shard['total']}"
+        return None
+    return None if shard is None else str(shard)
 
 
 def _cpu(test: Mapping[str, Any]) -> float | None:
