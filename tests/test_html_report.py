@@ -279,3 +279,32 @@ def test_ci_writes_the_page_after_recording_the_classified_reruns(
     assert page[page.index("--output") + 1] == "reports/report.html"
     if history == "1":
         assert testfleet[-2][2:] == [tasks.REPORT, "--classification", tasks.CLASSIFICATION]
+
+
+def test_a_src_layout_project_with_an_xdist_group_gets_its_page_and_its_history(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\naddopts = "-ra"\ntestpaths = ["tests"]\n'
+    )
+    package = pytester.mkdir("src").joinpath("sample")
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 3\n")
+    tests = pytester.mkdir("tests")
+    (tests / "test_value.py").write_text(
+        "import pytest\n\n\n"
+        "@pytest.mark.xdist_group('db')\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        "def test_grouped(n):\n    assert n < 6\n\n\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        "def test_free(n):\n    pass\n"
+    )
+    pytester.syspathinsert(pytester.path / "src")
+    assert main(["run", "--workers", "2", "--report", REPORT]) == 0
+    assert main(["report", REPORT, "--format", "html", "--output", "page.html"]) == 0
+    page = (pytester.path / "page.html").read_text()
+    assert re.findall(r'<g class="lane" data-worker="([^"]+)"', page) == ["gw0", "gw1"]
+    assert page.count('<rect class="bar o-passed"') == 12
+    # The grouped tests keep their serial node ids, and the run is in the history.
+    assert "tests/test_value.py::test_grouped[0]\n" in page
+    assert "<h3>Wall time per run</h3>" in page
