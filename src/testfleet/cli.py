@@ -260,7 +260,10 @@ def _add_bisect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "command that reproduces the failure with just those tests. Exit 0 when no order "
         "dependence was found, 1 on a finding (a polluter, a test it needs, a failure alone, "
         "an ambiguous or flaky result), 2 on a usage error or a test that is not collected "
-        "any more. Arguments after -- go to pytest (options only: the node ids are added).",
+        "any more. Arguments after -- go to pytest; those that select tests (paths, -k, -m) "
+        "are left out of the probes, which give their own node ids, and listed.",
+        usage="testfleet bisect [REPORT | --order-file FILE] [--test NODEID] [options] "
+        "[-- PYTEST_ARGS]",
     )
     _bisect_source_options(parser)
     _bisect_options(parser)
