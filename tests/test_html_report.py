@@ -20,6 +20,8 @@ from testfleet.timing import TimingRecord, build_report, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "reports" / "test-timing-baseline.json"
+#: A real run of this repository's suite on two workers (the one docs/report-timeline.png shows).
+PARALLEL_RUN = ROOT / "tests" / "material" / "history" / "parallel-run-of-this-suite.json"
 REPORT = "reports/test-timing.json"
 
 SAMPLE_SUITE = """
@@ -221,10 +223,11 @@ def test_a_real_parallel_run_shows_in_chromium_a_lane_per_worker_and_every_test(
     assert shown.startswith("test_sample.py::test_fails\n")
 
 
-def test_this_repositorys_recorded_run_shows_every_test_in_chromium(
-    browser: chromium.Page, tmp_path: Path
+@pytest.mark.parametrize("recorded", [BASELINE, PARALLEL_RUN], ids=["serial", "parallel"])
+def test_this_repositorys_recorded_runs_show_every_test_in_chromium(
+    browser: chromium.Page, tmp_path: Path, recorded: Path
 ) -> None:
-    data = report.load(BASELINE)
+    data = report.load(recorded)
     page = tmp_path / "report.html"
     page.write_text(render(data))
     browser.open(page)
