@@ -187,3 +187,26 @@ def test_probes_fall_back_to_a_process_each_when_the_suite_cannot_be_imported_on
     assert type(oracle) is probes.SubprocessProbes
     (note,) = notes
     assert note.startswith("each probe ran in a new process: the suite could not be imported")
+
+
+@pytest.mark.parametrize(
+    ("room", "costs", "jobs"),
+    [
+        # Two free CPUs: computing probes, one each; waiting probes, up to four.
+        ((2.0, False), [(1.0, 1.0), (0.9, 1.0)], 2),
+        ((2.0, False), [(0.1, 1.0)], 4),
+        # A busy machine: its probes wait for a CPU, not for I/O.
+        ((1.0, True), [(0.1, 1.0)], 1),
+        ((1.0, False), [], 3),
+    ],
+)
+def test_the_probes_at_once_follow_their_measured_cost_and_the_free_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+    room: tuple[float, bool],
+    costs: list[tuple[float, float]],
+    jobs: int,
+) -> None:
+    from testfleet.diagnose import probes
+
+    monkeypatch.setattr(probes, "cpu_room", lambda: room)
+    assert probes.jobs_for_cost(costs, 3) == jobs

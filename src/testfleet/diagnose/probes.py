@@ -316,29 +316,40 @@ class WarmProbes(SubprocessProbes):
         self.server.close()
 
     def jobs_for_cost(self, current: int) -> int:
-        """How many probes to run at once, from what the probes so far cost.
-
-        A probe that mostly waits (sleeps, I/O, a server) leaves its CPU to others, so
-        more run at once; one that computes gains nothing beyond one per free CPU. The
-        CPUs the other processes of the machine keep busy are not free.
-        """
-        if not self.costs:
-            return current
-        cpu = sum(c for c, _ in self.costs)
-        wall = sum(w for _, w in self.costs) or 1.0
-        share = max(cpu / wall, 0.1)
-        return max(1, min(MAX_JOBS, int(free_cpus() / share)))
+        return jobs_for_cost(self.costs, current)
 
 
-def free_cpus() -> float:
-    """CPUs this process may use, less the load the rest of the machine puts on them."""
+def jobs_for_cost(costs: Sequence[tuple[float, float]], current: int) -> int:
+    """How many probes to run at once, from (CPU seconds, wall seconds) of those so far.
+
+    A probe that mostly waits (sleeps, I/O, a server) leaves its CPU to others, so more
+    run at once; one that computes gains nothing beyond one per free CPU. The CPUs the
+    other processes of the machine keep busy are not free, and on a machine that is
+    already busy a probe's waiting is waiting for a CPU: no more than one per free CPU.
+    """
+    if not costs:
+        return current
+    free, saturated = cpu_room()
+    cpu = sum(c for c, _ in costs)
+    wall = sum(w for _, w in costs) or 1.0
+    share = 1.0 if saturated else max(cpu / wall, 0.1)
+    return max(1, min(MAX_JOBS, int(free / share)))
+
+
+def cpu_room() -> tuple[float, bool]:
+    """(CPUs left free by the rest of the machine, at least 1; whether it is saturated)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     total = float(cpus or 1)
     try:
         load = os.getloadavg()[0]
     except OSError:
-        return total
-    return max(1.0, total - max(0.0, load - 1.0))
+        return total, False
+    return max(1.0, total - max(0.0, load - 1.0)), load >= total
+
+
+def free_cpus() -> float:
+    """CPUs this process may use, less the load the rest of the machine puts on them."""
+    return cpu_room()[0]
 
 
 def _tail(text: str, lines: int = 15) -> str:
