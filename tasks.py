@@ -11,6 +11,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
+from testfleet import shardtasks
 from testfleet.history.settings import enabled as history_enabled
 from testfleet.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
 
@@ -26,9 +27,11 @@ PAGE = "reports/report.html"
     help={
         "workers": "worker count or 'auto' (default: $PYTEST_WORKERS, else auto); "
         "1 is the serial rollback",
+        "shard": "run only shard I/N of the suite ('auto': the CI's variables); "
+        "`invoke combine` then makes one run of the shards (docs/sharding.md)",
     }
 )
-def ci(c: Context, workers: str = "") -> None:
+def ci(c: Context, workers: str = "", shard: str = "") -> None:
     """Run the CI pipeline: parallel tests with coverage, timing against the baseline."""
     run_id = new_run_id()
     env = {RUN_ID_ENV: run_id, "TESTFLEET_REPORT": REPORT}
@@ -36,6 +39,9 @@ def ci(c: Context, workers: str = "") -> None:
         env[WORKERS_ENV] = workers
     chosen = env.get(WORKERS_ENV) or os.environ.get(WORKERS_ENV) or "auto"
     print(f"testfleet: CI run {run_id}, workers {chosen}")
+    if shard:
+        shardtasks.run_shard(c, shard, env, coverage=True)
+        return
     c.run("coverage erase")
     tests = c.run("nox -s tests_parallel", env=env, warn=True)
     cover = c.run("nox -s coverage", warn=True)
@@ -86,4 +92,12 @@ def report(c: Context, top: int = 10) -> None:
     c.run(f"testfleet report {REPORT} {against} --top {top}")
 
 
-namespace = Collection(ci, baseline, report)
+@task(help={"shards": "directory of the shards' reports (default reports/shards)"})
+def combine(c: Context, shards: str = str(shardtasks.SHARDS_DIR)) -> None:
+    """Make one run of the CI shards: report, coverage, baseline, classification, summary."""
+    shardtasks.combine_shards(
+        c, Path(shards), Path(REPORT), Path(BASELINE), Path(SUMMARY), coverage=True
+    )
+
+
+namespace = Collection(ci, baseline, report, combine)

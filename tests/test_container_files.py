@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 from testfleet.cli import REPORT_ENV, STEP_SUMMARY_ENV
 from testfleet.diagnose.classify import RUNS_ENV, THRESHOLD_ENV
 from testfleet.runner import SEEDS_ENV
+from testfleet.shardtasks import SHARDS_DIR
 from testfleet.workers import WORKERS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -612,35 +613,89 @@ def test_neo4j_memory_fits_inside_its_container_limit() -> None:
 # --- the workflow ------------------------------------------------------------------------
 
 
-def workflow_steps() -> list[dict[str, Any]]:
-    (job,) = load_yaml(WORKFLOW)["jobs"].values()
-    steps: list[dict[str, Any]] = job["steps"]
+def workflow_steps(job: str = "tests") -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = load_yaml(WORKFLOW)["jobs"][job]["steps"]
     return steps
 
 
-def test_the_workflow_runs_the_compose_tests_with_the_image_command() -> None:
-    runs = [
+def compose_runs(job: str) -> list[ComposeCommand]:
+    return [
         parse_compose(words)
-        for step in workflow_steps()
+        for step in workflow_steps(job)
         for words in compose_commands(step.get("run", ""))
     ]
-    (tests,) = [run for run in runs if run.subcommand == "run"]
-    assert tests.files == [COMPOSE.name]
-    assert tests.service == "tests"
-    assert tests.command == [], "the image's own command is the README's main job"
-    assert any(run.subcommand == "down" for run in runs)
+
+
+def test_each_shard_runs_its_part_and_one_job_combines_them_in_compose() -> None:
+    (shard,) = [run for run in compose_runs("tests") if run.subcommand == "run"]
+    (combine,) = [run for run in compose_runs("combine") if run.subcommand == "run"]
+    for run in (shard, combine):
+        assert run.files == [COMPOSE.name]
+        assert run.service == "tests"
+    assert shard.command == ["invoke", "ci", "--shard", "$TESTFLEET_SHARD"]
+    assert combine.command == ["invoke", "combine"]
+    for job in ("tests", "combine"):
+        assert any(run.subcommand == "down" for run in compose_runs(job))
+
+
+def test_the_shards_are_a_matrix_from_the_shards_input_and_all_of_them_are_combined() -> None:
+    workflow = load_yaml(WORKFLOW)
+    shards = workflow["on"]["workflow_dispatch"]["inputs"]["shards"]
+    assert shards["default"] == "2"
+    jobs = workflow["jobs"]
+    plan_env = jobs["plan"]["steps"][0]["env"]["SHARDS"]
+    assert plan_env.startswith("${{ inputs.shards ||")
+    assert plan_env.endswith("'2' }}")
+    # The matrix step's shell, run here: 3 shards give [1,2,3] and the total.
+    script = jobs["plan"]["steps"][0]["run"]
+    result = subprocess.run(
+        ["bash", "-c", script.replace('"$GITHUB_OUTPUT"', "/dev/stdout")],
+        env={**os.environ, "SHARDS": "3"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.splitlines() == ["total=3", "shards=[1,2,3]"]
+    bad = subprocess.run(
+        ["bash", "-c", script.replace('"$GITHUB_OUTPUT"', "/dev/null")],
+        env={**os.environ, "SHARDS": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    tests = jobs["tests"]
+    assert tests["strategy"]["fail-fast"] is False
+    assert tests["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    assert tests["env"]["TESTFLEET_SHARD"] == (
+        "${{ matrix.shard }}/${{ needs.plan.outputs.total }}"
+    )
+    combine = jobs["combine"]
+    assert set(combine["needs"]) == {"plan", "tests"}
+    # A failed shard fails the run, and the combine job still writes the summary.
+    assert "!cancelled()" in combine["if"]
+    (upload,) = [s for s in tests["steps"] if "upload-artifact" in s.get("uses", "")]
+    (download,) = [s for s in combine["steps"] if "download-artifact" in s.get("uses", "")]
+    assert upload["with"]["name"] == "reports-shard-${{ matrix.shard }}"
+    assert download["with"]["pattern"] == "reports-shard-*"
+    assert download["with"]["merge-multiple"] is True
+    # Where `invoke ci --shard` leaves each shard's files and `invoke combine` reads them.
+    assert upload["with"]["path"].rstrip("/") == download["with"]["path"] == SHARDS_DIR.as_posix()
 
 
 def test_the_workflow_keeps_the_reports_and_the_summary_even_when_tests_fail() -> None:
     tasks = module_constants(ROOT / "tasks.py")
-    steps = workflow_steps()
-    (upload,) = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
-    assert upload["if"] == "always()"
-    assert upload["with"]["path"].rstrip("/") == tasks["REPORTS"]
     coverage_file = env_of_test_stage()["COVERAGE_FILE"]
-    if Path(coverage_file).name.startswith("."):
-        assert upload["with"]["include-hidden-files"] is True, "coverage data is a hidden file"
-    (summary,) = [s for s in steps if "$GITHUB_STEP_SUMMARY" in s.get("run", "")]
+    for job in ("tests", "combine"):
+        steps = workflow_steps(job)
+        (upload,) = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+        assert upload["if"] == "always()"
+        assert upload["with"]["path"].rstrip("/").startswith(tasks["REPORTS"])
+        if Path(coverage_file).name.startswith("."):
+            assert upload["with"]["include-hidden-files"] is True, "coverage data is hidden"
+    (summary,) = [
+        s for s in workflow_steps("combine") if "$GITHUB_STEP_SUMMARY" in s.get("run", "")
+    ]
     assert summary["if"] == "always()"
     assert f'cat {tasks["SUMMARY"]} >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
 
@@ -648,7 +703,7 @@ def test_the_workflow_keeps_the_reports_and_the_summary_even_when_tests_fail() -
 def test_the_workflow_has_a_manual_switch_for_the_serial_rollback() -> None:
     workflow = load_yaml(WORKFLOW)
     inputs = workflow["on"]["workflow_dispatch"]["inputs"]
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["tests"]
     switch = re.fullmatch(
         r"\$\{\{ inputs\.(\w+) \|\| vars\.(\w+) \|\| '' \}\}", job["env"][WORKERS_ENV]
     )
@@ -666,6 +721,9 @@ def test_the_workflow_has_a_manual_switch_for_the_serial_rollback() -> None:
 def test_the_workflow_builds_the_image_with_the_runner_ids_compose_passes() -> None:
     args = services()["tests"]["build"]["args"]
     set_in_workflow = "".join(step.get("run", "") for step in workflow_steps())
+    assert "".join(step.get("run", "") for step in workflow_steps("combine")).count(
+        "=$(id -"
+    ) == len(args)
     for value in args.values():
         host_id = re.fullmatch(r"\$\{(\w+):-\d+\}", value)
         assert host_id is not None, value
