@@ -143,9 +143,16 @@ def test_the_workflow_publishes_the_summary_the_pipeline_writes(
     projects: Mapping[str, Path],
 ) -> None:
     workflow = load_yaml(projects["poetry"] / ".github/workflows/tests.yml")
-    steps = workflow["jobs"]["tests"]["steps"]  # type: ignore[index]
+    jobs = workflow["jobs"]  # type: ignore[index]
+    # Each shard runs its part and uploads its reports; the combine job writes the summary.
+    shard_runs = "\n".join(step.get("run", "") for step in jobs["tests"]["steps"])
+    assert (
+        "docker compose -f docker-compose.test.yml run --rm tests invoke ci --shard" in shard_runs
+    )
+    steps = jobs["combine"]["steps"]
     runs = "\n".join(step.get("run", "") for step in steps)
-    assert "docker compose -f docker-compose.test.yml run --rm tests" in runs
+    assert "docker compose -f docker-compose.test.yml run --rm tests invoke combine" in runs
     assert f'cat {render.SUMMARY} >> "$GITHUB_STEP_SUMMARY"' in runs
-    upload = next(step for step in steps if "upload-artifact" in step.get("uses", ""))
-    assert upload["if"] == "always()"
+    for job in ("tests", "combine"):
+        upload = next(s for s in jobs[job]["steps"] if "upload-artifact" in s.get("uses", ""))
+        assert upload["if"] == "always()"
