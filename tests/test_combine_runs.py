@@ -221,3 +221,46 @@ def test_run_refuses_a_malformed_shard_saying_the_form(
         cli.main(["run", "--shard", value])
     assert exit_info.value.code == 2
     assert f"shard '{value}' is not of the form I/N" in capsys.readouterr().err
+
+
+def test_a_shard_stopped_mid_run_keeps_its_finished_tests_and_lists_the_rest(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    env["PYTHONPATH"] = str(project / "src")
+    (project / "tests" / "test_calc.py").write_text(
+        TESTS.replace("assert double(n) == 2 * n", "assert n != 2 and double(n) == 2 * n")
+    )
+    reports = []
+    for index in (1, 2):
+        report = project / f"shard-{index}.json"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:randomly",
+                "-x",
+                "--testfleet-shard",
+                f"{index}/2",
+                "--testfleet-report",
+                str(report),
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        reports.append(str(report))
+    assert cli.main(["combine", *reports, "--combined", "combined.json"]) == 1
+    combined = json.loads((project / "combined.json").read_text())
+    missing = combined["run"]["combined"]["missing"]
+    ran = [t["nodeid"] for t in combined["tests"]]
+    assert missing
+    assert not set(missing) & set(ran)
+    assert len(missing) + len(ran) == 12
+    assert "tests/test_calc.py::test_double_small[2]" in ran
+    out = capsys.readouterr().out
+    assert f"did not finish {len(missing)} test(s): {', '.join(missing)}" in out

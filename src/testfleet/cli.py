@@ -640,7 +640,6 @@ def _add_shard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _shard_plan(args: argparse.Namespace) -> int:
-    import json
     import tempfile
 
     from testfleet import sharding, shardselect
