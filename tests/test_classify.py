@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from invoke import Exit, MockContext, Result
 
-from testfleet import workers
+import testfleet.invoke
+from testfleet import config, workers
 from testfleet.cli import build_parser, main
 from testfleet.diagnose import classify, classify_render
 from testfleet.timing import SCHEMA as TIMING_SCHEMA
@@ -460,12 +461,14 @@ def test_options_may_follow_the_report_and_pytest_options_follow_the_dashes(
 
 
 def load_tasks() -> ModuleType:
+    """The tasks of this repository's tasks.py: testfleet.invoke's."""
     spec = importlib.util.spec_from_file_location("testfleet_tasks", ROOT / "tasks.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    assert module.namespace.task_names.keys() >= {"ci", "baseline", "report"}
+    return testfleet.invoke
 
 
 def ci_context(tests: int, classified: int) -> MockContext:
@@ -499,6 +502,6 @@ def test_ci_classifies_failed_tests_and_fails_unless_all_are_tolerated_flaky_tes
     assert len(ran) == (1 if tests else 0)
     for command in ran:
         args = build_parser().parse_args(shlex.split(command)[1:])
-        assert args.report == Path(tasks.REPORT)
-        assert args.rest[args.rest.index("--summary") + 1] == tasks.SUMMARY
+        assert args.report == config.load(ROOT).get("report")
+        assert Path(args.rest[args.rest.index("--summary") + 1]) == config.load(ROOT).get("summary")
         assert "--step-summary" in args.rest

@@ -235,3 +235,32 @@ def test_docs_list_every_setting_as_declared() -> None:
     assert reference in DOCS.read_text(encoding="utf-8"), (
         "docs/configuration.md is out of date: paste the output of `testfleet config --reference`"
     )
+
+
+def test_declared_defaults_and_variables_agree_with_the_modules_that_use_them() -> None:
+    from testfleet import pools, report, runner, workers
+    from testfleet.diagnose import bisect, classify
+    from testfleet.neo4j import config as neo4j
+
+    declared = {setting.name: (setting.default, setting.env) for setting in SETTINGS}
+    assert declared["workers"][1] == workers.WORKERS_ENV
+    assert declared["seeds"] == (runner.DEFAULT_SEEDS, runner.SEEDS_ENV)
+    assert declared["order_report"][0] == runner.ORDER_REPORT
+    assert declared["slower_ratio"][0] == report.Thresholds.ratio
+    assert declared["slower_seconds"][0] == report.Thresholds.seconds
+    assert declared["flaky_threshold"] == (classify.DEFAULT_THRESHOLD, classify.THRESHOLD_ENV)
+    assert declared["classify_runs"] == (classify.DEFAULT_RUNS, classify.RUNS_ENV)
+    assert declared["classification"][0] == classify.DEFAULT_OUTPUT
+    assert declared["bisect_max_tests"][0] == bisect.DEFAULT_MAX_TESTS
+    assert declared["bisect_max_victims"][0] == bisect.DEFAULT_MAX_VICTIMS
+    assert declared["lock_dir"][1] == pools.LOCK_DIR_ENV
+    assert declared["pool_timeout"][0] == pools.DEFAULT_TIMEOUT
+    assert declared["neo4j"][1] == neo4j.MODE_ENV
+    assert declared["neo4j_strategy"][1] == neo4j.STRATEGY_ENV
+    assert declared["neo4j_uri"][1] == neo4j.URI_ENV
+    assert declared["neo4j_user"][1] == neo4j.USER_ENV
+    assert declared["neo4j_password"][1] == neo4j.PASSWORD_ENV
+    assert declared["neo4j_timeout"][0] == neo4j.DEFAULT_TIMEOUT
+    kinds = {setting.name: setting.kind.name for setting in SETTINGS}
+    assert kinds["neo4j"] == "one of " + ", ".join(neo4j.MODES)
+    assert kinds["neo4j_strategy"] == "one of " + ", ".join(neo4j.STRATEGY_CHOICES)

@@ -25,13 +25,17 @@ from docker.utils import exclude_paths
 from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
+from testfleet import config
 from testfleet.cli import REPORT_ENV, STEP_SUMMARY_ENV
 from testfleet.diagnose.classify import RUNS_ENV, THRESHOLD_ENV
+from testfleet.nox import SESSIONS
 from testfleet.runner import SEEDS_ENV
 from testfleet.shardtasks import SHARDS_DIR
 from testfleet.workers import WORKERS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The invoke tasks that tasks.py imports: the commands the image runs.
+PIPELINE = Path("src", "testfleet", "invoke.py")
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.test.yml"
 ENTERPRISE = ROOT / "docker-compose.enterprise.yml"
@@ -365,7 +369,7 @@ def test_the_image_runs_nox_sessions_without_virtualenvs_or_installs(tmp_path: P
     assert backend == "none"
     # The sessions invoke's tasks call, and the one docs/docker.md shows.
     sessions = sorted(
-        {*re.findall(r"nox -s (\w+)", ROOT.joinpath("tasks.py").read_text()), "randomized"}
+        {*re.findall(r"nox -s (\w+)", ROOT.joinpath(PIPELINE).read_text()), "randomized"}
     )
     result = run_tool(
         sys.executable,
@@ -424,12 +428,12 @@ def test_everything_a_run_writes_lands_in_the_mounted_reports_directory() -> Non
     assert mount["target"] == f"{workdir}/reports"
     assert Path(env["COVERAGE_FILE"]).parent == Path(mount["target"])
     coverage = pyproject()["tool"]["coverage"]
-    tasks = module_constants(ROOT / "tasks.py")
+    settings = config.load(ROOT)
     written = [
         coverage["html"]["directory"],
         coverage["xml"]["output"],
-        tasks["REPORT"],
-        tasks["SUMMARY"],
+        settings.get("report"),
+        settings.get("summary"),
     ]
     assert all(Path(path).parts[0] == "reports" for path in written), written
 
@@ -684,20 +688,21 @@ def test_the_shards_are_a_matrix_from_the_shards_input_and_all_of_them_are_combi
 
 
 def test_the_workflow_keeps_the_reports_and_the_summary_even_when_tests_fail() -> None:
-    tasks = module_constants(ROOT / "tasks.py")
+    settings = config.load(ROOT)
+    reports = str(Path(settings.get("report")).parent)
     coverage_file = env_of_test_stage()["COVERAGE_FILE"]
     for job in ("tests", "combine"):
         steps = workflow_steps(job)
         (upload,) = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
         assert upload["if"] == "always()"
-        assert upload["with"]["path"].rstrip("/").startswith(tasks["REPORTS"])
+        assert upload["with"]["path"].rstrip("/").startswith(reports)
         if Path(coverage_file).name.startswith("."):
             assert upload["with"]["include-hidden-files"] is True, "coverage data is hidden"
     (summary,) = [
         s for s in workflow_steps("combine") if "$GITHUB_STEP_SUMMARY" in s.get("run", "")
     ]
     assert summary["if"] == "always()"
-    assert f'cat {tasks["SUMMARY"]} >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
+    assert f'cat {settings.get("summary")} >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
 
 
 def test_the_workflow_has_a_manual_switch_for_the_serial_rollback() -> None:
@@ -748,5 +753,5 @@ def test_every_compose_command_in_the_docker_docs_names_real_files_and_services(
             assert command.service in known, command
     sessions = set(
         re.findall(r"@nox\.session.*\ndef (\w+)", ROOT.joinpath("noxfile.py").read_text())
-    )
+    ) | set(SESSIONS)
     assert set(re.findall(r"nox -s (\w+)", blocks)) <= sessions

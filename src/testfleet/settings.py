@@ -5,18 +5,18 @@ To add a setting, add a ``Setting`` to ``SETTINGS`` and read it with
 accepts it and docs/configuration.md lists it (a test checks that the docs follow).
 Environment variables are ``TESTFLEET_`` and the key in capitals, except where a name
 was already in use (``PYTEST_WORKERS``, ``NEO4J_URI``...).
+
+Defaults are written out rather than imported from the modules that use them: the nox
+sessions read this module in nox's own environment, where pytest may be missing.
+tests/test_config.py checks that they agree with the modules' constants.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from testfleet import pools, report, runner
 from testfleet.config import ARGS, FLAG, NAMES, PATH, TEXT, WORKERS, Setting, integer, number
 from testfleet.config import choice as one_of
-from testfleet.diagnose import bisect, classify
-from testfleet.neo4j import config as neo4j
-from testfleet.workers import WORKERS_ENV
 
 RUN = "run"
 REPORT = "report"
@@ -41,7 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
         "workers",
         WORKERS,
         "auto",
-        WORKERS_ENV,
+        "PYTEST_WORKERS",
         "worker count, 'auto' (one per CPU) or 1: the serial rollback, without xdist",
         RUN,
         "run --workers; invoke ci --workers",
@@ -75,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "seeds",
         integer(1),
-        runner.DEFAULT_SEEDS,
+        3,
         "TESTFLEET_SEEDS",
         "how many random seeds a randomized run tries",
         RUN,
@@ -111,7 +111,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "slower_ratio",
         number(0),
-        report.Thresholds.ratio,
+        1.5,
         "TESTFLEET_SLOWER_RATIO",
         "a test is slower than in the baseline at this many times its baseline time...",
         REPORT,
@@ -120,11 +120,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "slower_seconds",
         number(0),
-        report.Thresholds.seconds,
+        0.1,
         "TESTFLEET_SLOWER_SECONDS",
         "... and this many seconds more",
         REPORT,
         "report --slower-seconds",
+    ),
+    Setting(
+        "html_report",
+        PATH,
+        Path("reports/report.html"),
+        "TESTFLEET_HTML_REPORT",
+        "HTML report page that invoke ci writes",
+        REPORT,
     ),
     Setting(
         "history",
@@ -157,8 +165,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "flaky_threshold",
         number(0, 100),
-        classify.DEFAULT_THRESHOLD,
-        classify.THRESHOLD_ENV,
+        5.0,
+        "TESTFLEET_FLAKY_THRESHOLD",
         "flaky tests, in per cent of the run's tests, above which a run fails",
         DIAGNOSE,
         "classify --threshold",
@@ -166,8 +174,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "classify_runs",
         integer(1),
-        classify.DEFAULT_RUNS,
-        classify.RUNS_ENV,
+        3,
+        "TESTFLEET_CLASSIFY_RUNS",
         "reruns of each failed test in each mode",
         DIAGNOSE,
         "classify --runs",
@@ -175,7 +183,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "classification",
         PATH,
-        classify.DEFAULT_OUTPUT,
+        Path("reports/classification.json"),
         "TESTFLEET_CLASSIFICATION",
         "classification JSON that classify writes",
         DIAGNOSE,
@@ -184,7 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "order_report",
         PATH,
-        runner.ORDER_REPORT,
+        Path("reports/order-dependence.json"),
         "TESTFLEET_ORDER_REPORT",
         "order-dependence diagnoses of a randomized run's failing seeds",
         DIAGNOSE,
@@ -204,7 +212,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "bisect_max_tests",
         integer(1),
-        bisect.DEFAULT_MAX_TESTS,
+        4,
         "TESTFLEET_BISECT_MAX_TESTS",
         "the most tests a cause may need before it is called ambiguous",
         DIAGNOSE,
@@ -213,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "bisect_max_victims",
         integer(1),
-        bisect.DEFAULT_MAX_VICTIMS,
+        5,
         "TESTFLEET_BISECT_MAX_VICTIMS",
         "failing tests to diagnose at most",
         DIAGNOSE,
@@ -224,7 +232,7 @@ SETTINGS: tuple[Setting, ...] = (
         "lock_dir",
         PATH,
         None,
-        pools.LOCK_DIR_ENV,
+        "TESTFLEET_LOCK_DIR",
         "lock files of resource pools and of `serial` tests under xdist",
         ISOLATION,
         "--testfleet-lock-dir",
@@ -233,7 +241,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "pool_timeout",
         number(0),
-        pools.DEFAULT_TIMEOUT,
+        60.0,
         "TESTFLEET_POOL_TIMEOUT",
         "seconds testfleet_pool waits for a free slot",
         ISOLATION,
@@ -242,18 +250,18 @@ SETTINGS: tuple[Setting, ...] = (
     # Neo4j
     Setting(
         "neo4j",
-        one_of(*neo4j.MODES),
+        one_of("auto", "local", "required"),
         "auto",
-        neo4j.MODE_ENV,
+        "TESTFLEET_NEO4J",
         "where Neo4j tests get a server: auto, local (a local Bolt server) or required",
         NEO4J,
         "--testfleet-neo4j",
     ),
     Setting(
         "neo4j_strategy",
-        one_of(*neo4j.STRATEGY_CHOICES),
+        one_of("auto", "group", "database", "namespace", "rollback"),
         "auto",
-        neo4j.STRATEGY_ENV,
+        "TESTFLEET_NEO4J_STRATEGY",
         "how Neo4j tests are kept apart; auto is group",
         NEO4J,
         "--testfleet-neo4j-strategy",
@@ -262,7 +270,7 @@ SETTINGS: tuple[Setting, ...] = (
         "neo4j_uri",
         TEXT,
         None,
-        neo4j.URI_ENV,
+        "NEO4J_URI",
         "Bolt address of the Neo4j server",
         NEO4J,
         "--testfleet-neo4j-uri",
@@ -271,17 +279,17 @@ SETTINGS: tuple[Setting, ...] = (
         "neo4j_user",
         TEXT,
         None,
-        neo4j.USER_ENV,
+        "NEO4J_USER",
         "Neo4j user",
         NEO4J,
         "--testfleet-neo4j-user",
-        default_text=f"{neo4j.DEFAULT_USER} when a password is set",
+        default_text="neo4j when a password is set",
     ),
     Setting(
         "neo4j_password",
         TEXT,
         None,
-        neo4j.PASSWORD_ENV,
+        "NEO4J_PASSWORD",
         "Neo4j password: environment only, never in pyproject.toml",
         NEO4J,
         "--testfleet-neo4j-password",
@@ -290,7 +298,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "neo4j_timeout",
         number(0),
-        neo4j.DEFAULT_TIMEOUT,
+        30.0,
         "TESTFLEET_NEO4J_TIMEOUT",
         "seconds to wait for the Neo4j server to answer",
         NEO4J,
@@ -309,10 +317,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "install_project",
         FLAG,
-        True,
+        None,
         "TESTFLEET_INSTALL_PROJECT",
-        "install the project into the session (false for a project that is no package)",
+        "install the project into the session; false for a project that is no package",
         SESSION,
+        default_text="true when the project is a package: setup.py, or pyproject.toml "
+        "with [project] or [build-system]",
     ),
     Setting(
         "editable",

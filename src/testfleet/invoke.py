@@ -1,0 +1,139 @@
+"""The CI pipeline as invoke tasks: ``ci``, ``baseline`` and ``report``.
+
+A project's tasks.py is one line, ``from testfleet.invoke import namespace``, or, to add
+tasks of its own::
+
+    from testfleet.invoke import collection
+    namespace = collection()
+    namespace.add_task(mine)
+
+``invoke ci`` is what CI runs; ``PYTEST_WORKERS=1 invoke ci`` (or ``invoke ci --workers 1``)
+is the rollback to a serial run. Paths and the worker count come from ``[tool.testfleet]``
+(``report``, ``baseline``, ``summary``, ``workers``, ``coverage``), with the usual
+precedence; the tasks run the nox sessions of ``testfleet.nox`` and the ``testfleet``
+command, so that a local run and CI do the same.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from testfleet import config as config_mod
+from testfleet.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
+
+REPORT_ENV = "TESTFLEET_REPORT"
+
+
+def _settings() -> config_mod.Config:
+    try:
+        return config_mod.load()
+    except config_mod.ConfigError as exc:
+        raise Exit(f"testfleet: error: {exc}", code=2) from None
+
+
+def _baseline_option(baseline: Path) -> str:
+    return f"--baseline {shlex.quote(str(baseline))}" if baseline.exists() else ""
+
+
+@task(
+    help={
+        "workers": "worker count or 'auto' (default: $PYTEST_WORKERS, else [tool.testfleet] "
+        "workers, else auto); 1 is the serial rollback",
+    }
+)
+def ci(c: Context, workers: str = "") -> None:
+    """Run the CI pipeline: parallel tests with coverage, timing against the baseline."""
+    settings = _settings()
+    try:
+        chosen = settings.get("workers", config_mod.WORKERS.parse(workers) if workers else None)
+    except (ValueError, config_mod.ConfigError) as exc:
+        raise Exit(f"testfleet: error: --workers: {exc}", code=2) from None
+    report = Path(settings.get("report"))
+    run_id = new_run_id()
+    env = {RUN_ID_ENV: run_id, REPORT_ENV: str(report), WORKERS_ENV: str(chosen)}
+    print(f"testfleet: CI run {run_id}, workers {chosen}")
+    coverage = bool(settings.get("coverage"))
+    if coverage:
+        c.run("coverage erase")
+    tests = c.run("nox -s tests_parallel", env=env, warn=True)
+    cover = c.run("nox -s coverage", warn=True) if coverage else None
+    if not report.exists():
+        raise Exit(f"the test session wrote no timing report, {report}: see the output above", 1)
+    failed = _report_and_diagnose(c, settings, run_id, tests is None or tests.failed)
+    if failed:
+        raise Exit(f"tests failed: see the output above and {settings.get('summary')}", code=1)
+    if coverage and (cover is None or cover.failed):
+        raise Exit("coverage failed or is below the threshold (fail_under): see above", code=1)
+
+
+def _report_and_diagnose(
+    c: Context, settings: config_mod.Config, run_id: str, failed: bool
+) -> bool:
+    """Summaries of the run, and the classification of its failed tests: still failed?"""
+    report = shlex.quote(str(settings.get("report")))
+    summary = shlex.quote(str(settings.get("summary")))
+    baseline = Path(settings.get("baseline"))
+    against = _baseline_option(baseline)
+    if not against:
+        print(f"testfleet: no baseline at {baseline} yet; record one with `invoke baseline`")
+    c.run(
+        f"testfleet report {report} {against} --run-id {run_id} "
+        f"--format markdown --output {summary} --step-summary"
+    )
+    c.run(f"testfleet report {report} {against} --top 5")
+    if failed:
+        # Rerun the failed tests to tell isolation bugs from flaky tests and plain failures;
+        # it exits 0 only when all of them are flaky and fewer than the threshold.
+        diagnosis = c.run(
+            f"testfleet classify {report} --run-id {run_id} --summary {summary} --step-summary",
+            warn=True,
+        )
+        failed = diagnosis is None or diagnosis.failed
+        if settings.get("history"):
+            # The reruns and classes replace the run's first record; a failure only warns.
+            classification = shlex.quote(str(settings.get("classification")))
+            c.run(
+                f"testfleet history import {report} --classification {classification}",
+                warn=True,
+            )
+    page = shlex.quote(str(settings.get("html_report")))
+    c.run(f"testfleet report {report} {against} --format html --output {page}", warn=True)
+    return failed
+
+
+@task
+def baseline(c: Context) -> None:
+    """Record a serial run as the timing baseline ([tool.testfleet] baseline)."""
+    settings = _settings()
+    target = Path(settings.get("baseline"))
+    candidate = target.with_name(target.stem + ".candidate.json")
+    if settings.get("coverage"):
+        c.run("coverage erase")
+    tests = c.run("nox -s tests", env={REPORT_ENV: str(candidate)}, warn=True)
+    if tests is None or tests.failed:
+        raise Exit(f"baseline not recorded: the serial run failed; {target} is unchanged", code=1)
+    # Only a passing run replaces the baseline, and in one rename.
+    candidate.replace(target)
+    c.run(f"testfleet report {shlex.quote(str(target))} --top 5")
+
+
+@task(help={"top": "how many of the slowest tests to list"})
+def report(c: Context, top: int = 10) -> None:
+    """Show the last run's timing report against the baseline."""
+    settings = _settings()
+    against = _baseline_option(Path(settings.get("baseline")))
+    c.run(f"testfleet report {shlex.quote(str(settings.get('report')))} {against} --top {top}")
+
+
+def collection() -> Collection:
+    """A new Collection of testfleet's tasks, for a tasks.py that adds its own."""
+    return Collection(ci, baseline, report)
+
+
+namespace = collection()

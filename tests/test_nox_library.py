@@ -1,0 +1,227 @@
+"""testfleet.nox and testfleet.invoke: what a project's noxfile and tasks.py get."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nox
+import pytest
+
+import testfleet.invoke
+import testfleet.nox
+from testfleet import config
+from testfleet.nox import Environment, RegistrationError
+
+
+@pytest.fixture
+def registry() -> Iterator[None]:
+    """nox's session registry, empty for the test and as it was afterwards."""
+    saved = nox.registry.get()
+    nox.registry.reset()
+    yield
+    nox.registry.reset()
+    nox.registry._REGISTRY.update(saved)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "project"
+    (root / ".git").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_a_package_is_installed_editable_with_its_extras_groups_and_requirements(
+    project: Path,
+) -> None:
+    environment = Environment(
+        install_project=True,
+        extras=("test", "neo4j"),
+        dependency_groups=("dev",),
+        requirements=("requirements-test.txt",),
+        testfleet="testfleet==1.2",
+    )
+    assert environment.install_args(project, "pytest-randomly") == [
+        "-r",
+        "requirements-test.txt",
+        "-e",
+        ".[test,neo4j]",
+        "--group",
+        "dev",
+        "testfleet==1.2",
+        testfleet.nox.COVERAGE_REQUIREMENT,
+        "pytest-randomly",
+    ]
+
+
+def test_a_project_that_is_no_package_gets_only_its_requirements_and_testfleet(
+    project: Path,
+) -> None:
+    environment = Environment(
+        install_project=False, requirements=("requirements.txt",), testfleet="/w/tf.whl"
+    )
+    assert environment.install_args(project) == [
+        "-r",
+        "requirements.txt",
+        "/w/tf.whl",
+        testfleet.nox.COVERAGE_REQUIREMENT,
+    ]
+
+
+def test_a_project_that_is_testfleet_itself_is_not_installed_twice(project: Path) -> None:
+    environment = Environment(install_project=True, editable=False, coverage=False, testfleet=".")
+    assert environment.install_args(project) == ["."]
+
+
+@pytest.mark.parametrize(
+    ("files", "package"),
+    [
+        ({}, False),
+        ({"pyproject.toml": "[tool.pytest.ini_options]\naddopts = '-ra'\n"}, False),
+        ({"pyproject.toml": "[project]\nname = 'x'\nversion = '1'\n"}, True),
+        ({"pyproject.toml": "[build-system]\nrequires = ['poetry-core']\n"}, True),
+        ({"setup.py": "from setuptools import setup\nsetup()\n"}, True),
+    ],
+)
+def test_the_project_is_installed_when_it_is_a_package(
+    project: Path, files: dict[str, str], package: bool
+) -> None:
+    for name, text in files.items():
+        (project / name).write_text(text, encoding="utf-8")
+    args = Environment(coverage=False, testfleet="testfleet").install_args(project)
+    assert args == (["-e", ".", "testfleet"] if package else ["testfleet"])
+
+
+def test_testfleet_comes_from_where_the_running_one_came_from() -> None:
+    # This checkout is installed with `pip install -e .`: sessions install the same.
+    assert Path(testfleet.nox.running_testfleet()) == Path(testfleet.__file__).parents[2]
+
+
+def test_sessions_run_testfleet_under_coverage_only_when_it_is_on() -> None:
+    assert Environment(coverage=True).testfleet_command("run") == [
+        "python",
+        "-m",
+        "testfleet.measure",
+        "run",
+    ]
+    assert Environment(coverage=False).testfleet_command("run") == [
+        "python",
+        "-m",
+        "testfleet",
+        "run",
+    ]
+
+
+def test_configured_pytest_arguments_come_before_those_after_the_double_dash() -> None:
+    environment = Environment(pytest_args=("-m", "not slow"))
+    assert testfleet.nox.pytest_args(environment, ["-x"]) == [
+        "-p",
+        "no:randomly",
+        "-m",
+        "not slow",
+        "-x",
+    ]
+    assert testfleet.nox.randomized_args(environment, ["--seeds", "2", "--", "-x"]) == [
+        "--seeds",
+        "2",
+        "--",
+        "-m",
+        "not slow",
+        "-x",
+    ]
+    assert testfleet.nox.randomized_args(Environment(), ["--seeds", "2"]) == ["--seeds", "2"]
+
+
+def test_register_adds_the_four_sessions_with_settings_from_the_table(
+    registry: None, project: Path
+) -> None:
+    (project / "pyproject.toml").write_text(
+        '[tool.testfleet]\npython = ["3.11", "3.12"]\n', encoding="utf-8"
+    )
+    testfleet.nox.register()
+    sessions = nox.registry.get()
+    assert list(sessions) == list(testfleet.nox.SESSIONS)
+    assert sessions["tests_parallel"].python == ["3.11", "3.12"]
+    assert [name for name, func in sessions.items() if func.default] == ["tests_parallel"]
+    assert sessions["coverage"].__doc__
+    assert sessions["coverage"].__doc__.startswith("Combine the coverage data")
+
+
+def test_register_takes_overrides_and_a_choice_of_sessions(registry: None, project: Path) -> None:
+    testfleet.nox.register(
+        sessions=("tests", "randomized"), default_sessions=("tests",), python="3.12"
+    )
+    sessions = nox.registry.get()
+    assert list(sessions) == ["tests", "randomized"]
+    assert sessions["tests"].python == "3.12"
+    assert sessions["tests"].default
+    assert not sessions["randomized"].default
+
+
+def test_register_without_a_pyproject_uses_the_python_running_nox(
+    registry: None, project: Path
+) -> None:
+    testfleet.nox.register()
+    assert nox.registry.get()["tests"].python is None
+
+
+def test_register_refuses_a_name_the_noxfile_already_has(registry: None, project: Path) -> None:
+    @nox.session
+    def tests(session: nox.Session) -> None:
+        """The project's own."""
+
+    with pytest.raises(RegistrationError) as raised:
+        testfleet.nox.register()
+    assert str(raised.value) == (
+        "the noxfile already has a session named 'tests': rename yours, or leave "
+        "testfleet's out with testfleet.nox.register(sessions=('tests_parallel', "
+        "'randomized', 'coverage'))"
+    )
+    assert list(nox.registry.get()) == ["tests"]
+
+
+def test_register_refuses_a_session_it_does_not_have(registry: None, project: Path) -> None:
+    with pytest.raises(RegistrationError, match="has no session 'lint'"):
+        testfleet.nox.register(sessions=("tests", "lint"))
+
+
+def test_register_stops_at_a_bad_table_naming_the_key(registry: None, project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.testfleet]\nextra = []\n", encoding="utf-8")
+    expected = r"has no setting 'extra' \(did you mean 'extras'\?\)"
+    with pytest.raises(config.ConfigError, match=expected):
+        testfleet.nox.register()
+    assert nox.registry.get() == {}
+
+
+def test_the_nox_library_loads_where_pytest_is_not_installed(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.testfleet]\nextras = ["x"]\n', encoding="utf-8")
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"
+        "import testfleet.nox\n"
+        "testfleet.nox.register()\n"
+        "import nox; print(sorted(nox.registry.get()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['coverage', 'randomized', 'tests', 'tests_parallel']"
+
+
+def test_each_collection_is_new_and_has_the_pipeline_tasks() -> None:
+    first = testfleet.invoke.collection()
+    second = testfleet.invoke.collection()
+    assert first is not second
+    assert sorted(first.task_names) == ["baseline", "ci", "report"]
+
+    @testfleet.invoke.task
+    def mine(c: object) -> None:
+        """A project's own task."""
+
+    first.add_task(mine)
+    assert "mine" in first.task_names
+    assert "mine" not in second.task_names
+    assert "mine" not in testfleet.invoke.namespace.task_names
