@@ -488,9 +488,14 @@ def ci_context(tests: int, classified: int) -> MockContext:
     [(0, 1, False), (1, 0, False), (1, 1, True), (1, 2, True)],
 )
 def test_ci_classifies_failed_tests_and_fails_unless_all_are_tolerated_flaky_tests(
-    tests: int, classified: int, fails: bool
+    tests: int, classified: int, fails: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tasks = load_tasks()
+    # The report the mocked `nox -s tests_parallel` would have written.
+    monkeypatch.chdir(tmp_path)
+    settings = config.load(tmp_path)
+    Path(settings.get("report")).parent.mkdir(parents=True)
+    Path(settings.get("report")).write_text("{}")
     context = ci_context(tests, classified)
     if fails:
         with pytest.raises(Exit, match="tests failed"):
@@ -502,6 +507,6 @@ def test_ci_classifies_failed_tests_and_fails_unless_all_are_tolerated_flaky_tes
     assert len(ran) == (1 if tests else 0)
     for command in ran:
         args = build_parser().parse_args(shlex.split(command)[1:])
-        assert args.report == config.load(ROOT).get("report")
-        assert Path(args.rest[args.rest.index("--summary") + 1]) == config.load(ROOT).get("summary")
+        assert args.report == settings.get("report")
+        assert Path(args.rest[args.rest.index("--summary") + 1]) == settings.get("summary")
         assert "--step-summary" in args.rest

@@ -260,6 +260,9 @@ def test_ci_writes_the_page_after_recording_the_classified_reruns(
     spec.loader.exec_module(tasks)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TESTFLEET_HISTORY", history)
+    # The report the mocked `nox -s tests_parallel` would have written.
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "test-timing.json").write_text("{}")
     context = MockContext(
         run={
             re.compile(r"nox -s tests_parallel\b.*"): Result(exited=1),
@@ -267,7 +270,7 @@ def test_ci_writes_the_page_after_recording_the_classified_reruns(
         },
         repeat=True,
     )
-    tasks.ci(context)
+    tasks.namespace.tasks["ci"](context)
     commands = [call.args[0] for call in context.run.call_args_list]  # type: ignore[attr-defined]
     testfleet = [shlex.split(c)[1:] for c in commands if c.startswith("testfleet ")]
     for argv in testfleet:
@@ -281,7 +284,11 @@ def test_ci_writes_the_page_after_recording_the_classified_reruns(
     assert page[page.index("--format") + 1] == "html"
     assert page[page.index("--output") + 1] == "reports/report.html"
     if history == "1":
-        assert testfleet[-2][2:] == [tasks.REPORT, "--classification", tasks.CLASSIFICATION]
+        assert testfleet[-2][2:] == [
+            "reports/test-timing.json",
+            "--classification",
+            "reports/classification.json",
+        ]
 
 
 def test_a_src_layout_project_with_an_xdist_group_gets_its_page_and_its_history(
