@@ -137,7 +137,8 @@ def test_the_option_wins_over_the_environment_and_auto_means_group() -> None:
 
 
 def test_a_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(Neo4jConfigError, match=rf"^{STRATEGY_ENV}: 'tenant' is not a Neo4j"):
+    expected = rf"^environment variable {STRATEGY_ENV}='tenant' \(neo4j_strategy\): 'tenant' is not"
+    with pytest.raises(Neo4jConfigError, match=expected):
         config.resolve_strategy(None, {STRATEGY_ENV: "tenant"})
 
 

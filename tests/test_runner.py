@@ -201,7 +201,7 @@ def test_randomized_seed_count_comes_from_the_environment(monkeypatch: pytest.Mo
     assert randomized.seeds_to_run(2, []) != randomized.seeds_to_run(2, [])
     assert randomized.seeds_to_run(None, [7, 9]) == [7, 9]
     monkeypatch.setenv("TESTFLEET_SEEDS", "lots")
-    with pytest.raises(ValueError, match="TESTFLEET_SEEDS='lots' is not a whole number"):
+    with pytest.raises(ValueError, match=r"TESTFLEET_SEEDS='lots' \(seeds\): 'lots' is not"):
         randomized.seeds_to_run(None, [])
 
 

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testfleet import __version__, report, runner, workers
-from testfleet.timing import write_json_atomic, write_text_atomic
+from testfleet.timing import (
+    append_text_atomic,
+    dumps_report,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -82,23 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--slower-ratio",
         type=_non_negative_float,
-        default=report.Thresholds.ratio,
+        default=None,
         help="a test is slower when it takes at least this many times its baseline time "
-        "(default %(default)s) ...",
+        f"(default: setting slower_ratio, {report.Thresholds.ratio}) ...",
     )
     show.add_argument(
         "--slower-seconds",
         type=_non_negative_float,
-        default=report.Thresholds.seconds,
-        help="... and at least this many seconds more (default %(default)s)",
+        default=None,
+        help="... and at least this many seconds more "
+        f"(default: setting slower_seconds, {report.Thresholds.seconds})",
     )
     show.add_argument(
         "--output", "-o", type=Path, help="write to this file (atomically) instead of stdout"
     )
     show.add_argument(
+        "--summary", type=Path, help="append the markdown section to this file, atomically"
+    )
+    show.add_argument(
         "--step-summary",
         action="store_true",
-        help=f"also append the output to the file named by ${STEP_SUMMARY_ENV}, when that is set",
+        help=f"also append the markdown section to the file named by ${STEP_SUMMARY_ENV}, "
+        "when that is set",
+    )
+    show.add_argument(
+        "--json", type=Path, help="also write the analysis as JSON to this file, atomically"
     )
     show.add_argument(
         "--run-id",
@@ -113,9 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser(
         "merge",
         help="join the reports of consecutive phases of one run into one report",
+        description="Joins the timing reports of the phases of one run, in the order they "
+        "ran, and prints the merged report (JSON) or writes it to --output. The old form, "
+        "`testfleet merge OUTPUT REPORT...`, still works while OUTPUT does not exist.",
     )
-    merge.add_argument("output", type=Path, help="merged report to write")
-    merge.add_argument("inputs", type=Path, nargs="+", help="phase reports, in the order they ran")
+    merge.add_argument(
+        "reports", type=Path, nargs="+", metavar="REPORT", help="phase reports, in run order"
+    )
+    merge.add_argument(
+        "--output", "-o", type=Path, help="write the merged report here (atomically)"
+    )
 
     run = commands.add_parser(
         "run",
@@ -130,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"worker count or 'auto'; default ${workers.WORKERS_ENV}, else auto",
     )
-    run.add_argument("--dist", default="loadgroup", help="xdist --dist mode (default loadgroup)")
+    run.add_argument(
+        "--dist", default=None, help="xdist --dist mode (default: setting dist, loadgroup)"
+    )
     run.add_argument(
         "--report",
         type=Path,
@@ -804,9 +826,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from testfleet import config
+
+    settings = config.load()
     current = report.load(args.path, run_id=args.run_id)
     baseline = report.load(args.baseline) if args.baseline is not None else None
-    thresholds = report.Thresholds(ratio=args.slower_ratio, seconds=args.slower_seconds)
+    thresholds = report.Thresholds(
+        ratio=settings.get("slower_ratio", args.slower_ratio),
+        seconds=settings.get("slower_seconds", args.slower_seconds),
+    )
     analysis = report.analyze(current, baseline, top=args.top, thresholds=thresholds)
     if args.format == "html":
         from testfleet import html_report
@@ -818,30 +846,50 @@ def _report(args: argparse.Namespace) -> int:
         write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
+    if args.json is not None:
+        write_text_atomic(args.json, report.render(analysis, "json"))
+    section = text if args.format == "markdown" else report.render(analysis, "markdown")
     summary_file = os.environ.get(STEP_SUMMARY_ENV, "").strip()
-    # A whole page is no summary section: the step summary takes text and markdown only.
-    if args.step_summary and summary_file and args.format != "html":
-        with Path(summary_file).open("a", encoding="utf-8") as handle:
-            handle.write(text)
+    targets = [args.summary, Path(summary_file) if args.step_summary and summary_file else None]
+    for target in targets:
+        if target is not None:
+            append_text_atomic(target, section)
     if args.fail_on_slower and baseline is not None and analysis["baseline"]["slower"]:
         return EXIT_FINDINGS
     return EXIT_OK
 
 
 def _merge(args: argparse.Namespace) -> int:
-    loaded = [report.load(path) for path in args.inputs]
-    merged = report.merge(loaded, [str(path) for path in args.inputs])
-    write_json_atomic(args.output, merged)
+    inputs, output = list(args.reports), args.output
+    if output is None and len(inputs) > 1 and not inputs[0].exists():
+        # The old form, `merge OUTPUT REPORT...`; only while OUTPUT does not exist, so
+        # that a report given first is never taken for the output and overwritten.
+        output, inputs = inputs[0], inputs[1:]
+        print(
+            f"testfleet: note: write `testfleet merge REPORT... --output {output}`; "
+            "the output first is the old form",
+            file=sys.stderr,
+        )
+    loaded = [report.load(path) for path in inputs]
+    merged = report.merge(loaded, [str(path) for path in inputs])
+    if output is None:
+        sys.stdout.write(dumps_report(merged))
+        return EXIT_OK
+    write_json_atomic(output, merged)
     print(
-        f"testfleet: merged {len(args.inputs)} reports "
-        f"({merged['summary']['tests']} tests) into {args.output}"
+        f"testfleet: merged {len(inputs)} reports "
+        f"({merged['summary']['tests']} tests) into {output}"
     )
     return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
-    count = args.workers if args.workers is not None else workers.workers_from_env()
-    path = args.report or Path(os.environ.get(REPORT_ENV, "").strip() or DEFAULT_REPORT)
+    from testfleet import config
+
+    settings = config.load()
+    count = settings.get("workers", args.workers)
+    path = Path(settings.get("report", args.report))
+    args.dist = settings.get("dist", args.dist)
     from testfleet.history import record
 
     before = record.stamp(path)

@@ -101,10 +101,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--testfleet-pool-timeout",
         dest="testfleet_pool_timeout",
         type=seconds_choice,
-        default=pools.DEFAULT_TIMEOUT,
+        default=None,
         metavar="SECONDS",
         help="how long the testfleet_pool fixture waits for a free slot before the test errors "
-        "(default %(default)s).",
+        f"(default: $TESTFLEET_POOL_TIMEOUT or pool_timeout, else {pools.DEFAULT_TIMEOUT:g}).",
     )
     group.addoption(
         "--testfleet-shard",
@@ -209,7 +209,21 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 def lock_dir_setting(config: pytest.Config) -> Path | None:
     """The configured lock directory, or None for the machine-wide default."""
-    return pools.configured_lock_dir(config.getoption("testfleet_lock_dir"))
+    try:
+        return pools.configured_lock_dir(config.getoption("testfleet_lock_dir"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pool_timeout_setting(config: pytest.Config) -> float:
+    """Seconds testfleet_pool waits: the option, else the ``pool_timeout`` setting."""
+    from testfleet import config as settings
+
+    option: float | None = config.getoption("testfleet_pool_timeout")
+    try:
+        return float(settings.load().get("pool_timeout", option))
+    except settings.ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(trylast=True)
@@ -354,7 +368,7 @@ def testfleet_pool(request: pytest.FixtureRequest) -> Iterator[Callable[..., str
             name,
             slots,
             lock_dir=lock_dir_setting(config),
-            timeout=config.getoption("testfleet_pool_timeout"),
+            timeout=pool_timeout_setting(config),
         )
         lease = pool.acquire(holder, timeout=timeout, prefer=isolation.worker_index(config))
         leases.append(lease)

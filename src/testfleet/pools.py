@@ -51,9 +51,11 @@ def default_lock_dir() -> Path:
 def configured_lock_dir(
     option: str | None = None, environ: Mapping[str, str] | None = None
 ) -> Path | None:
-    """The lock directory from ``option``, else ``TESTFLEET_LOCK_DIR``; None means the default."""
-    env = os.environ if environ is None else environ
-    chosen = option or env.get(LOCK_DIR_ENV, "").strip()
+    """The lock directory: ``option``, else the ``lock_dir`` setting (``TESTFLEET_LOCK_DIR``,
+    [tool.testfleet]); None means the default."""
+    from testfleet import config
+
+    chosen = config.load(environ=environ).get("lock_dir", option or None)
     return Path(chosen).expanduser().absolute() if chosen else None
 
 

@@ -13,7 +13,6 @@ the selecting arguments out and list them.
 from __future__ import annotations
 
 import importlib.util
-import os
 import random
 import shlex
 import subprocess
@@ -51,14 +50,10 @@ def seeds_to_run(
     if explicit:
         return list(explicit)
     if count is None:
-        env = os.environ if environ is None else environ
-        text = env.get(SEEDS_ENV, "").strip()
-        try:
-            count = int(text) if text else DEFAULT_SEEDS
-        except ValueError:
-            raise ValueError(
-                f"{SEEDS_ENV}={text!r} is not a whole number of seeds, such as 3"
-            ) from None
+        # The `seeds` setting: TESTFLEET_SEEDS, else [tool.testfleet], else 3.
+        from testfleet import config
+
+        count = int(config.load(environ=environ).get("seeds"))
     if count < 1:
         raise ValueError(f"the number of seeds must be at least 1, not {count}")
     rng = random.SystemRandom()

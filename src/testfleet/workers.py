@@ -42,15 +42,11 @@ def parse_workers(text: str) -> Workers:
 def workers_from_env(
     environ: Mapping[str, str] | None = None, default: Workers = "auto"
 ) -> Workers:
-    """The worker count from ``PYTEST_WORKERS``, or ``default`` when it is unset or empty."""
-    env = os.environ if environ is None else environ
-    text = env.get(WORKERS_ENV, "").strip()
-    if not text:
-        return default
-    try:
-        return parse_workers(text)
-    except ValueError as exc:
-        raise ValueError(f"{WORKERS_ENV}: {exc}") from None
+    """The ``workers`` setting (``PYTEST_WORKERS``, else [tool.testfleet]), else ``default``."""
+    from testfleet import config
+
+    value = config.load(environ=environ).resolve("workers")
+    return default if value.source == config.DEFAULT else value.value
 
 
 def new_run_id() -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 URI_ENV = "NEO4J_URI"
 USER_ENV = "NEO4J_USER"
@@ -108,33 +107,32 @@ def parse_timeout(text: str) -> float:
     return value
 
 
-def _from_env(
-    environ: Mapping[str, str], name: str, parse: Callable[[str], str], default: str
-) -> str:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
+def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """A Neo4j setting of testfleet.config: its variable, else [tool.testfleet], else default."""
+    from testfleet import config
+
     try:
-        return parse(text)
-    except argparse.ArgumentTypeError as exc:
-        raise Neo4jConfigError(f"{name}: {exc}") from None
+        return config.load(environ=environ).resolve(name)
+    except config.ConfigError as exc:
+        raise Neo4jConfigError(str(exc)) from None
 
 
 def resolve_mode(option: str | None, environ: Mapping[str, str] | None = None) -> Mode:
-    """The mode: the option, else ``TESTFLEET_NEO4J``, else ``auto``."""
+    """The mode: the option, else ``TESTFLEET_NEO4J`` or [tool.testfleet], else ``auto``."""
     if option:
         return parse_mode(option)
-    env = os.environ if environ is None else environ
-    return cast("Mode", _from_env(env, MODE_ENV, parse_mode, "auto"))
+    return cast("Mode", setting("neo4j", environ).value)
 
 
 def resolve_strategy(option: str | None, environ: Mapping[str, str] | None = None) -> Strategy:
-    """The strategy: the option, else ``TESTFLEET_NEO4J_STRATEGY``; ``auto`` is ``group``."""
-    env = os.environ if environ is None else environ
-    choice = (
-        parse_strategy(option) if option else _from_env(env, STRATEGY_ENV, parse_strategy, "auto")
-    )
+    """The strategy: the option, else ``TESTFLEET_NEO4J_STRATEGY`` or [tool.testfleet]."""
+    choice = parse_strategy(option) if option else setting("neo4j_strategy", environ).value
     return DEFAULT_STRATEGY if choice == "auto" else cast("Strategy", choice)
+
+
+def resolve_timeout(option: float | None, environ: Mapping[str, str] | None = None) -> float:
+    """Seconds to wait for the server: the option, else ``neo4j_timeout``."""
+    return option if option is not None else float(setting("neo4j_timeout", environ).value)
 
 
 @dataclass(frozen=True)
@@ -179,17 +177,20 @@ def explicit_connection(
     password: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Connection | None:
-    """The server given by the options, else by ``NEO4J_URI`` and friends; None if none is."""
-    env = os.environ if environ is None else environ
+    """The server given by the options, else by ``NEO4J_URI`` and friends (or
+    [tool.testfleet] ``neo4j_uri``, ``neo4j_user``); None if none is."""
     chosen = (uri or "").strip()
     source = "--testfleet-neo4j-uri"
     if not chosen:
-        chosen = env.get(URI_ENV, "").strip()
-        source = URI_ENV
+        given = setting("neo4j_uri", environ)
+        chosen = str(given.value or "").strip()
+        source = URI_ENV if given.origin == URI_ENV else f"neo4j_uri in {given.origin}"
     if not chosen:
         return None
-    user_value = (user if user is not None else env.get(USER_ENV, "")).strip()
-    password_value = password if password is not None else env.get(PASSWORD_ENV, "")
+    user_value = str(user if user is not None else setting("neo4j_user", environ).value or "")
+    user_value = user_value.strip()
+    # The password only ever comes from the environment (or the option).
+    password_value = password if password is not None else setting("neo4j_password", environ).value
     return Connection(
         uri=chosen,
         user=user_value or None,

@@ -34,6 +34,7 @@ from testfleet.neo4j.config import (
     parse_timeout,
     resolve_mode,
     resolve_strategy,
+    resolve_timeout,
 )
 from testfleet.timing import canonical_nodeid
 
@@ -122,10 +123,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--testfleet-neo4j-timeout",
         dest="testfleet_neo4j_timeout",
         type=parse_timeout,
-        default=DEFAULT_TIMEOUT,
+        default=None,
         metavar="SECONDS",
         help="how long to wait for the Neo4j server to answer before Neo4j tests error "
-        "(default %(default)s).",
+        f"(default: $TESTFLEET_NEO4J_TIMEOUT or neo4j_timeout, else {DEFAULT_TIMEOUT:g}).",
     )
 
 
@@ -135,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Neo4jSettings(
             mode=resolve_mode(config.getoption("testfleet_neo4j")),
             strategy=resolve_strategy(config.getoption("testfleet_neo4j_strategy")),
-            timeout=config.getoption("testfleet_neo4j_timeout"),
+            timeout=resolve_timeout(config.getoption("testfleet_neo4j_timeout")),
             explicit=explicit_connection(
                 config.getoption("testfleet_neo4j_uri"),
                 config.getoption("testfleet_neo4j_user"),
