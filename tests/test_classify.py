@@ -432,7 +432,7 @@ def test_a_stale_report_or_a_bad_option_is_a_usage_error(
     assert "threshold 'lots' is not a percentage" in capsys.readouterr().err
     monkeypatch.setenv(classify.RUNS_ENV, "0")
     assert main(["classify", REPORT]) == 2
-    assert "TESTFLEET_CLASSIFY_RUNS='0': use 1 or more runs" in capsys.readouterr().err
+    assert "TESTFLEET_CLASSIFY_RUNS='0' (classify_runs): 0 is below 1" in capsys.readouterr().err
 
 
 def test_options_may_follow_the_report_and_pytest_options_follow_the_dashes(

@@ -198,7 +198,9 @@ def test_a_bad_strategy_in_the_environment_stops_the_run(
     monkeypatch.setenv(STRATEGY_ENV, "tenant")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{STRATEGY_ENV}: 'tenant' is not a Neo4j isolation strategy*"])
+    result.stderr.fnmatch_lines(
+        [f"*{STRATEGY_ENV}='tenant' (neo4j_strategy): 'tenant' is not a Neo4j isolation strategy*"]
+    )
 
 
 @pytest.mark.parametrize("workers", ["-p no:xdist", "-n 2"])

@@ -132,7 +132,8 @@ def test_a_bad_worker_count_in_the_environment_is_a_usage_error(
     monkeypatch.setenv("PYTEST_WORKERS", "many")
     assert main(["run"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "testfleet: error: PYTEST_WORKERS: worker count 'many' is not a number: use a whole number "
+        "testfleet: error: environment variable PYTEST_WORKERS='many' (workers): "
+        "worker count 'many' is not a number: use a whole number "
         "such as 4, 'auto' for one worker per CPU, or 1 for a serial run without xdist"
     )
 

@@ -103,6 +103,17 @@ def number(minimum: float = 0.0, maximum: float | None = None) -> Kind:
     return Kind(f"a number {span}", parse, (int, float, str), convert=parse)
 
 
+def percent(maximum: float = 100.0) -> Kind:
+    """A percentage from 0 to ``maximum``: ``5``, ``2.5`` or ``5%``."""
+    plain = number(0, maximum)
+
+    def parse(text: str) -> float:
+        value: float = plain.parse(str(text).strip().removesuffix("%"))
+        return value
+
+    return Kind(f"a percentage from 0 to {maximum:g}", parse, (int, float, str), convert=parse)
+
+
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 

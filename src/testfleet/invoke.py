@@ -90,14 +90,15 @@ def _report_and_diagnose(
     if failed:
         # Rerun the failed tests to tell isolation bugs from flaky tests and plain failures;
         # it exits 0 only when all of them are flaky and fewer than the threshold.
+        classification = shlex.quote(str(settings.get("classification")))
         diagnosis = c.run(
-            f"testfleet classify {report} --run-id {run_id} --summary {summary} --step-summary",
+            f"testfleet classify {report} --run-id {run_id} --output {classification} "
+            f"--summary {summary} --step-summary",
             warn=True,
         )
         failed = diagnosis is None or diagnosis.failed
         if settings.get("history"):
             # The reruns and classes replace the run's first record; a failure only warns.
-            classification = shlex.quote(str(settings.get("classification")))
             c.run(
                 f"testfleet history import {report} --classification {classification}",
                 warn=True,

@@ -15,8 +15,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testfleet.config import ARGS, FLAG, NAMES, PATH, TEXT, WORKERS, Setting, integer, number
+from testfleet.config import (
+    ARGS,
+    FLAG,
+    NAMES,
+    PATH,
+    TEXT,
+    WORKERS,
+    Kind,
+    Setting,
+    integer,
+    number,
+    percent,
+)
 from testfleet.config import choice as one_of
+
+# Light: the Neo4j settings' own checks, whose messages explain the choices.
+from testfleet.neo4j import config as neo4j
 
 RUN = "run"
 REPORT = "report"
@@ -80,15 +95,6 @@ SETTINGS: tuple[Setting, ...] = (
         "how many random seeds a randomized run tries",
         RUN,
         "randomized --seeds",
-    ),
-    Setting(
-        "randomized_dir",
-        PATH,
-        Path("reports/randomized"),
-        "TESTFLEET_RANDOMIZED_DIR",
-        "where the per-seed timing reports of a randomized run go",
-        RUN,
-        "randomized --report-dir",
     ),
     # Reports and CI
     Setting(
@@ -164,7 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
     # Diagnoses
     Setting(
         "flaky_threshold",
-        number(0, 100),
+        percent(),
         5.0,
         "TESTFLEET_FLAKY_THRESHOLD",
         "flaky tests, in per cent of the run's tests, above which a run fails",
@@ -185,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
         PATH,
         Path("reports/classification.json"),
         "TESTFLEET_CLASSIFICATION",
-        "classification JSON that classify writes",
+        "classification JSON that invoke ci has classify write",
         DIAGNOSE,
         "classify --json",
     ),
@@ -250,7 +256,7 @@ SETTINGS: tuple[Setting, ...] = (
     # Neo4j
     Setting(
         "neo4j",
-        one_of("auto", "local", "required"),
+        Kind(one_of(*neo4j.MODES).name, neo4j.parse_mode),
         "auto",
         "TESTFLEET_NEO4J",
         "where Neo4j tests get a server: auto, local (a local Bolt server) or required",
@@ -259,7 +265,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "neo4j_strategy",
-        one_of("auto", "group", "database", "namespace", "rollback"),
+        Kind(one_of(*neo4j.STRATEGY_CHOICES).name, neo4j.parse_strategy),
         "auto",
         "TESTFLEET_NEO4J_STRATEGY",
         "how Neo4j tests are kept apart; auto is group",

@@ -21,7 +21,6 @@ The reruns go into the timing report as attempts 2, 3, ... of the failed tests.
 
 from __future__ import annotations
 
-import os
 import shlex
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -64,18 +63,10 @@ Echo = Callable[[str], None]
 
 
 def runs_from_env(environ: Mapping[str, str] | None = None) -> int:
-    """``TESTFLEET_CLASSIFY_RUNS``, else 3."""
-    env = os.environ if environ is None else environ
-    text = env.get(RUNS_ENV, "").strip()
-    if not text:
-        return DEFAULT_RUNS
-    try:
-        runs = int(text)
-    except ValueError:
-        raise ValueError(f"{RUNS_ENV}={text!r} is not a whole number of runs, such as 3") from None
-    if runs < 1:
-        raise ValueError(f"{RUNS_ENV}={text!r}: use 1 or more runs")
-    return runs
+    """The ``classify_runs`` setting: ``TESTFLEET_CLASSIFY_RUNS``, [tool.testfleet], else 3."""
+    from testfleet import config
+
+    return int(config.load(environ=environ).get("classify_runs"))
 
 
 def parse_threshold(text: str) -> float:
@@ -90,15 +81,11 @@ def parse_threshold(text: str) -> float:
 
 
 def threshold_from_env(environ: Mapping[str, str] | None = None) -> float:
-    """``TESTFLEET_FLAKY_THRESHOLD``, else 5 (per cent of the run's tests)."""
-    env = os.environ if environ is None else environ
-    text = env.get(THRESHOLD_ENV, "").strip()
-    if not text:
-        return DEFAULT_THRESHOLD
-    try:
-        return parse_threshold(text)
-    except ValueError as exc:
-        raise ValueError(f"{THRESHOLD_ENV}: {exc}") from None
+    """The ``flaky_threshold`` setting: ``TESTFLEET_FLAKY_THRESHOLD``, [tool.testfleet], else 5
+    (per cent of the run's tests)."""
+    from testfleet import config
+
+    return float(config.load(environ=environ).get("flaky_threshold"))
 
 
 @dataclass
