@@ -215,7 +215,7 @@ def test_each_collection_is_new_and_has_the_pipeline_tasks() -> None:
     first = testfleet.invoke.collection()
     second = testfleet.invoke.collection()
     assert first is not second
-    assert sorted(first.task_names) == ["baseline", "ci", "report"]
+    assert sorted(first.task_names) == ["baseline", "ci", "combine", "report"]
 
     @testfleet.invoke.task
     def mine(c: object) -> None:

@@ -25,6 +25,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from testfleet import config as config_mod
+from testfleet import shardtasks
 from testfleet.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
 
 REPORT_ENV = "TESTFLEET_REPORT"
@@ -45,9 +46,11 @@ def _baseline_option(baseline: Path) -> str:
     help={
         "workers": "worker count or 'auto' (default: $PYTEST_WORKERS, else [tool.testfleet] "
         "workers, else auto); 1 is the serial rollback",
+        "shard": "run only shard I/N of the suite ('auto': the CI's variables); "
+        "`invoke combine` then makes one run of the shards (docs/sharding.md)",
     }
 )
-def ci(c: Context, workers: str = "") -> None:
+def ci(c: Context, workers: str = "", shard: str = "") -> None:
     """Run the CI pipeline: parallel tests with coverage, timing against the baseline."""
     settings = _settings()
     try:
@@ -59,6 +62,9 @@ def ci(c: Context, workers: str = "") -> None:
     env = {RUN_ID_ENV: run_id, REPORT_ENV: str(report), WORKERS_ENV: str(chosen)}
     print(f"testfleet: CI run {run_id}, workers {chosen}")
     coverage = bool(settings.get("coverage"))
+    if shard:
+        shardtasks.run_shard(c, shard, env, coverage=coverage)
+        return
     if coverage:
         c.run("coverage erase")
     tests = c.run("nox -s tests_parallel", env=env, warn=True)
@@ -132,9 +138,23 @@ def report(c: Context, top: int = 10) -> None:
     c.run(f"testfleet report {shlex.quote(str(settings.get('report')))} {against} --top {top}")
 
 
+@task(help={"shards": "directory of the shards' reports (default reports/shards)"})
+def combine(c: Context, shards: str = str(shardtasks.SHARDS_DIR)) -> None:
+    """Make one run of the CI shards: report, coverage, baseline, classification, summary."""
+    settings = _settings()
+    shardtasks.combine_shards(
+        c,
+        Path(shards),
+        Path(settings.get("report")),
+        Path(settings.get("baseline")),
+        Path(settings.get("summary")),
+        coverage=bool(settings.get("coverage")),
+    )
+
+
 def collection() -> Collection:
     """A new Collection of testfleet's tasks, for a tasks.py that adds its own."""
-    return Collection(ci, baseline, report)
+    return Collection(ci, baseline, report, combine)
 
 
 namespace = collection()
