@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import os
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -468,6 +470,46 @@ def test_tasks_are_added_beside_an_explicit_namespace_or_the_module_tasks(tmp_pa
     clash = "from invoke import task\n\n@task(name='ci')\ndef pipeline(c):\n    pass\n"
     assert pyfiles.merge_tasks(clash).text is None
     assert "tasks.py defines the task(s) ci" in pyfiles.merge_tasks(clash).advice
+
+
+def lists(root: Path, *command: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", *command], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_nox_and_invoke_list_the_sessions_and_tasks_of_the_files_init_writes(
+    tmp_path: Path,
+) -> None:
+    make_sample(tmp_path, "src-hatchling")
+    assert init(tmp_path) == 0
+    sessions = lists(tmp_path, "nox", "--list")
+    for name in ("tests", "tests_parallel", "randomized", "coverage"):
+        assert f" {name}" in sessions
+    tasks = lists(tmp_path, "invoke", "--list")
+    for name in ("ci", "baseline", "report"):
+        assert f"  {name}" in tasks
+
+
+def test_a_project_s_own_tasks_and_sessions_stay_beside_testfleet_s_after_init(
+    tmp_path: Path,
+) -> None:
+    make_sample(tmp_path, "src-hatchling")
+    (tmp_path / "tasks.py").write_text(
+        "from invoke import task\n\n\n@task\ndef docs(c):\n    pass\n"
+    )
+    (tmp_path / "noxfile.py").write_text(
+        "import nox\n\n\n@nox.session\ndef lint(session):\n    pass\n"
+    )
+    assert init(tmp_path) == 0
+    tasks = lists(tmp_path, "invoke", "--list")
+    assert "  docs" in tasks
+    assert "  ci" in tasks
+    sessions = lists(tmp_path, "nox", "--list")
+    assert " lint" in sessions
+    assert " tests_parallel" in sessions
 
 
 # --- bad input: exit 2, nothing written ---------------------------------------------------

@@ -95,3 +95,13 @@ def test_the_workflow_runs_the_same_steps_as_ours(plan: scaffold.Plan) -> None:
 def test_pyproject_already_has_every_coverage_setting_init_adds(plan: scaffold.Plan) -> None:
     change = next(item for item in plan.changes if item.path == "pyproject.toml")
     assert not [item for item in change.detail.split(", ") if "coverage" in item]
+
+
+def test_our_noxfile_tasks_and_pyproject_are_what_init_leaves_as_they_are(
+    plan: scaffold.Plan,
+) -> None:
+    # Both use the libraries and pyproject.toml has every table init adds: nothing to do.
+    actions = {item.path: item.action for item in plan.changes}
+    for path in ("noxfile.py", "tasks.py", "pyproject.toml", ".gitignore"):
+        assert actions[path] == "unchanged", path
+    assert not [item for item in plan.advice if "noxfile.py" in item or "tasks.py" in item]

@@ -1,0 +1,111 @@
+"""`testfleet init`, then the user's commands, in sample projects of contrasting layouts.
+
+Slow: nox creates each session's environment and pip installs into it (testfleet from
+a wheel of this checkout, built once, and its dependencies from the package index).
+Nothing that init wrote is edited between init and the runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from init_samples import make_sample, snapshot
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the outer run (invoke ci, nox) may have set, which the sample's runs must not see.
+OUTER = ("TESTFLEET_", "PYTEST_", "COVERAGE_", "NOX", "GITHUB_STEP_SUMMARY", "VIRTUAL_ENV")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this checkout, which every sample's sessions install, built once per run.
+
+    xdist workers share it: two builds at once would share setuptools' build/ directory.
+    """
+    shared = tmp_path_factory.getbasetemp().parent
+    out = shared / "testfleet-wheel"
+    with (shared / "testfleet-wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not list(out.glob("testfleet-*.whl")):
+            build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out)]
+            result = subprocess.run(
+                [*build, str(ROOT)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+    (found,) = out.glob("testfleet-*.whl")
+    return found
+
+
+def environment(wheel: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(OUTER)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["TESTFLEET_REQUIREMENT"] = str(wheel)
+    env["PYTEST_WORKERS"] = "2"
+    env["TESTFLEET_SEEDS"] = "2"
+    return env
+
+
+def run(root: Path, env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(command), cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, f"{command}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def outcomes(report: Path) -> dict[str, str]:
+    data = json.loads(report.read_text())
+    return {test["nodeid"]: test["outcome"] for test in data["tests"]}
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        # Flat package that is not installed, requirements files, test/.
+        ("flat-requirements", 5),
+        # src layout, hatchling, tests/ with `-n auto` and xdist_group under --strict-markers
+        # in addopts: waits for the one-process runs to use `-n 0` instead of
+        # `-p no:xdist` (which makes that addopts an error) in the serial phase, the
+        # rollback and randomized.
+    ],
+)
+def test_the_users_commands_pass_in_a_project_init_set_up(
+    tmp_path: Path, wheel: Path, key: str, expected: int
+) -> None:
+    make_sample(tmp_path, key)
+    env = environment(wheel)
+    run(tmp_path, env, sys.executable, "-m", "testfleet", "init")
+    written = snapshot(tmp_path)
+
+    run(tmp_path, env, "nox", "-s", "tests_parallel")
+    report = tmp_path / "reports" / "test-timing.json"
+    assert set(outcomes(report).values()) == {"passed"}
+    assert len(outcomes(report)) == expected
+
+    randomized = run(tmp_path, env, "nox", "-s", "randomized")
+    assert "seed" in randomized.stdout + randomized.stderr
+    assert len(list((tmp_path / "reports" / "randomized").glob("*.json"))) >= 2
+
+    run(tmp_path, env, "invoke", "baseline")
+    assert len(outcomes(tmp_path / "reports" / "test-timing-baseline.json")) == expected
+    run(tmp_path, env, "invoke", "ci")
+    summary = (tmp_path / "reports" / "ci-summary.md").read_text()
+    assert f"{expected} tests: {expected} passed" in summary, summary
+    assert "baseline: serial on 1 worker(s)" in summary, summary
+    assert "Against the baseline" in summary, summary
+
+    after = snapshot(tmp_path)
+    changed = [name for name, data in written.items() if after.get(name) != data]
+    assert changed == []
