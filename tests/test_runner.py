@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 from collections.abc import Callable
@@ -42,12 +43,13 @@ def test_serial_tests_start_after_every_parallel_test_stopped(
     pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pytester.makepyfile(test_phased=PHASED_SUITE)
-    code = main(["run", "--workers", "2", "--report", "out/timing.json", "--", "-p", "no:randomly"])
+    args = ["run", "--workers", "2", "--dist", "loadgroup", "--report", "out/timing.json"]
+    code = main([*args, "--", "-p", "no:randomly"])
     assert code == 1
     out = capfd.readouterr().out
-    assert "testfleet: phase 1/2, parallel (2 workers): " in out
-    assert "testfleet: phase 2/2, serial-marked tests, one process: " in out
-    assert out.rstrip().splitlines()[-1] == "testfleet: 8 passed, 1 failed, 0 skipped"
+    assert "testfleet: phase 1, parallel (2 workers): " in out
+    assert "testfleet: phase 2, serial-marked tests, one process: " in out
+    assert re.fullmatch(r"=+ 1 failed, 8 passed in \d+\.\d\ds =+", out.rstrip().splitlines()[-1])
 
     report = read_report(pytester.path / "out" / "timing.json")
     tests = report["tests"]
@@ -78,9 +80,9 @@ def test_one_worker_is_a_single_run_without_xdist(
     monkeypatch.setenv("PYTEST_WORKERS", "1")
     assert main(["run", "--report", "r.json", "--", "-p", "no:randomly"]) == 1
     out = capfd.readouterr().out
-    assert "phase 1/1, serial: " in out
-    assert "-p no:xdist" in out
-    assert "phase 2/" not in out
+    assert "phase 1, one process: " in out
+    assert " -n 0 " in out
+    assert "phase 2" not in out
     assert "bringing up nodes" not in out
     report = read_report(pytester.path / "r.json")
     assert {t["worker"] for t in report["tests"]} == {"main"}
@@ -108,8 +110,24 @@ def test_a_suite_with_no_serial_tests_still_succeeds(
     pytester: pytest.Pytester, read_report: ReadReport, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pytester.makepyfile("def test_a(): pass\ndef test_b(): pass\n")
-    assert main(["run", "--workers", "2", "--report", "r.json", "--", "-p", "no:randomly"]) == 0
+    args = [
+        "run",
+        "--workers",
+        "2",
+        "--dist",
+        "load",
+        "--report",
+        "r.json",
+        "--",
+        "-p",
+        "no:randomly",
+    ]
+    assert main(args) == 0
     assert read_report(pytester.path / "r.json")["summary"]["tests"] == 2
+    out = capfd.readouterr().out
+    # Nothing was deferred, so no second pytest collected the suite again.
+    assert "phase 2" not in out
+    assert re.fullmatch(r"=+ 2 passed in \d+\.\d\ds =+", out.rstrip().splitlines()[-1])
 
 
 @pytest.mark.slow
@@ -118,9 +136,11 @@ def test_a_usage_error_stops_before_the_serial_phase_and_keeps_the_old_report(
 ) -> None:
     pytester.makepyfile("def test_a(): pass\n")
     (pytester.path / "r.json").write_text("old\n")
-    assert main(["run", "--workers", "2", "--report", "r.json", "--", "--no-such-option"]) == 4
+    args = ["run", "--workers", "2", "--dist", "loadgroup", "--report", "r.json"]
+    assert main([*args, "--", "--no-such-option"]) == 4
     out = capfd.readouterr().out
     assert "phase 1 ended with exit status 4; later phases skipped" in out
+    assert "phase 2" not in out
     assert (pytester.path / "r.json").read_text() == "old\n"
     assert [p.name for p in pytester.path.iterdir() if p.name.startswith(".testfleet")] == []
 
@@ -215,7 +235,7 @@ def test_a_run_whose_pytest_wrote_no_report_does_not_pass_off_the_old_one(
     code = main(["run", "--workers", "1", "--report", "r.json", "--", "--collect-only"])
     assert code == 1
     out = capfd.readouterr().out
-    assert "no timing report from serial" in out
+    assert "no timing report from one process" in out
     assert "written to" not in out
     assert (pytester.path / "r.json").read_text() == "old\n"
 

@@ -84,8 +84,12 @@ def test_serial_tests_overlap_nothing_in_testfleet_run_with_four_workers_in_rand
     code = main(["run", "--workers", "4", "--report", "r.json", "--", "-p", "randomly"])
     assert code == 0, capfd.readouterr().out
     report = read_report(pytester.path / "r.json")
-    assert report["run"]["phases"][0]["seed"] is not None
+    # One session: testfleet's scheduler runs the `serial` tests last, in the same run.
+    assert "phases" not in report["run"]
+    assert report["run"]["seed"] is not None
     assert_serial_tests_overlap_nothing(report)
+    serial = [t for t in report["tests"] if "serial" in t["markers"]]
+    assert len({t["worker"] for t in serial}) == 1
 
 
 @pytest.mark.parametrize("order", [["-p", "no:randomly"], ["-p", "randomly", "--randomly-seed=5"]])

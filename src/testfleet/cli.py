@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testfleet import __version__, report, runner, workers
+from testfleet.commands import DEFAULT_DIST, DIST_CHOICES, check_dist
 from testfleet.timing import (
     append_text_atomic,
     dumps_report,
@@ -24,6 +25,7 @@ EXIT_INTERRUPTED = 130
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 REPORT_ENV = "TESTFLEET_REPORT"
 DEFAULT_REPORT = "reports/test-timing.json"
+DEFAULT_BASELINE = "reports/test-timing-baseline.json"
 
 
 def _positive_int(text: str) -> int:
@@ -57,6 +59,13 @@ def _shard(text: str) -> str:
     from testfleet import shardselect
 
     return shardselect.shard_choice(text)
+
+
+def _dist(text: str) -> str:
+    try:
+        return check_dist(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,10 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run pytest on N workers, then the `serial` tests alone; one timing report",
-        description="Runs the suite with pytest-xdist, then the tests marked `serial` in one "
-        "process, and merges both timing reports. With --workers 1 (or PYTEST_WORKERS=1) it "
-        "runs once, without xdist. Arguments after -- go to pytest.",
+        help="run pytest on N workers, the `serial` tests last and alone; one timing report",
+        description="Runs the suite with pytest-xdist and testfleet's scheduler: longest "
+        "tests first from past durations, xdist_group groups kept together, the tests marked "
+        "`serial` last, alone on one worker, in the same session. With one of xdist's --dist "
+        "modes the `serial` tests run in a second pytest, only when there are some. With "
+        "--workers 1 (or PYTEST_WORKERS=1) it runs once, in one process. Ends with the whole "
+        "run's pytest-style closing line. Arguments after -- go to pytest.",
     )
     run.add_argument(
         "--workers",
@@ -151,7 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"worker count or 'auto'; default ${workers.WORKERS_ENV}, else auto",
     )
     run.add_argument(
-        "--dist", default=None, help="xdist --dist mode (default: setting dist, loadgroup)"
+        "--dist",
+        type=_dist,
+        default=None,
+        help=f"scheduling mode: {', '.join(DIST_CHOICES)} (default $TESTFLEET_DIST, else "
+        f"dist in [tool.testfleet], else {DEFAULT_DIST})",
     )
     run.add_argument(
         "--report",
@@ -181,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I/N",
         help="run only shard I of N (from 1), split by recorded durations; 'auto' reads "
         "the CI's variables (GitLab, Buildkite); default $TESTFLEET_SHARD (docs/sharding.md)",
+    )
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="timing report to take past durations from, after the pytest cache's store "
+        f"and the report this run replaces (default {DEFAULT_BASELINE} when it exists)",
     )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
 
@@ -829,8 +852,14 @@ def _report(args: argparse.Namespace) -> int:
     from testfleet import config
 
     settings = config.load()
-    current = report.load(args.path, run_id=args.run_id)
-    baseline = report.load(args.baseline) if args.baseline is not None else None
+    # The baseline first: cut down to what the comparison reads, it is small beside the
+    # report when that is parsed.
+    baseline = (
+        report.load(args.baseline, fields=report.COMPARED_FIELDS)
+        if args.baseline is not None
+        else None
+    )
+    current = report.load(args.path, run_id=args.run_id, fields=report.SHOWN_FIELDS)
     thresholds = report.Thresholds(
         ratio=settings.get("slower_ratio", args.slower_ratio),
         seconds=settings.get("slower_seconds", args.slower_seconds),
@@ -890,6 +919,11 @@ def _run(args: argparse.Namespace) -> int:
     count = settings.get("workers", args.workers)
     path = Path(settings.get("report", args.report))
     args.dist = settings.get("dist", args.dist)
+    baseline = Path(settings.get("baseline", args.baseline))
+    if args.baseline is not None and not baseline.is_file():
+        return _error(f"--baseline {baseline}: no such file")
+    # The report this run replaces, then the baseline: durations for the scheduler.
+    sources = [source for source in (path, baseline) if source.is_file()]
     from testfleet.history import record
 
     before = record.stamp(path)
@@ -897,7 +931,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.shard is not None:
         # Every phase gets it: each computes the same split and keeps its part of it.
         pytest_args = ["--testfleet-shard", args.shard, *pytest_args]
-    status = runner.run_phases(count, pytest_args, path, dist=args.dist)
+    status = runner.run_phases(count, pytest_args, path, dist=args.dist, durations=sources)
     # After the run's own reports are written; a history that fails only warns.
     record.after_run(path, before, args.history, args.history_path, echo=_warn)
     return status

@@ -12,9 +12,18 @@ from typing import Any
 
 import pytest
 
-from testfleet import hookspecs, isolation, ordering, pools, services, shardselect, workers
+from testfleet import (
+    hookspecs,
+    isolation,
+    ordering,
+    pools,
+    scheduler_plugin,
+    services,
+    shardselect,
+    workers,
+)
 from testfleet.serial import SerialGate, remove_lock_files
-from testfleet.timing import TimingRecorder
+from testfleet.timing import OWN_DESELECTED_KEY, TimingRecorder
 
 # The Neo4j wiring is a plugin module of its own; it imports the driver only when used.
 pytest_plugins = ["testfleet.neo4j.plugin"]
@@ -147,6 +156,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the collected tests in reverse order (finds tests that need an earlier "
         "test, or that a later one breaks).",
     )
+    group.addoption(
+        "--testfleet-scheduler",
+        dest="testfleet_scheduler",
+        action="store_true",
+        default=False,
+        help="with -n: schedule with testfleet's scheduler (longest tests first from past "
+        "durations, xdist_group kept together, `serial` tests last on one worker, alone) "
+        "instead of the --dist mode's.",
+    )
+    group.addoption(
+        "--testfleet-durations",
+        dest="testfleet_durations",
+        action="append",
+        default=[],
+        metavar="REPORT",
+        help="a timing report of an earlier run to take durations from (repeatable; "
+        "besides the store in the pytest cache, which every run with a report updates).",
+    )
     parser.addini(
         "testfleet_report",
         help="path of the JSON timing report, as --testfleet-report",
@@ -174,6 +201,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if order_file or config.getoption("testfleet_reverse"):
         given = config.invocation_params.dir / order_file if order_file else None
         config.pluginmanager.register(ordering.OrderHooks(given), ORDER_HOOKS_NAME)
+    scheduler_plugin.register(config)
 
 
 def report_path(config: pytest.Config) -> Path | None:
@@ -240,6 +268,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         is_serial = item.get_closest_marker("serial") is not None
         (keep if is_serial == want_serial else drop).append(item)
+    config.stash[OWN_DESELECTED_KEY] = len(drop)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -251,6 +280,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         not workers.is_worker(config)
         or workers.worker_count(config) < 2
         or config.getoption("testfleet_serial") != "run"
+        # The scheduler runs `serial` tests when no other worker is left: no lock needed.
+        or config.getoption("testfleet_scheduler")
         or not any(item.get_closest_marker("serial") for item in session.items)
     ):
         return
@@ -319,6 +350,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     errors = services.stop_services(config)
     if errors:
         report_stop_errors(config, errors)
+    scheduler_plugin.unregister(config)
     for name in (RECORDER_NAME, XDIST_HOOKS_NAME, SERIAL_GATE_NAME, ORDER_HOOKS_NAME):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
@@ -417,6 +449,11 @@ class XdistHooks:
         recorder = self._recorder()
         if recorder is not None:
             recorder.node_ready(str(node.workerinput["workerid"]))
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        recorder = self._recorder()
+        if recorder is not None:
+            recorder.node_collected(str(node.workerinput["workerid"]))
 
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         shardselect.receive(self.config, getattr(node, "workeroutput", None))

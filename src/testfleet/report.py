@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import heapq
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testfleet import schedule_report
 from testfleet.timing import OUTCOMES, PHASES, SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, summarize
 
 FORMATS = ("text", "markdown", "json")
@@ -18,10 +21,20 @@ class ReportError(Exception):
     """A report that cannot be used; the message says which file and why."""
 
 
-def load(path: Path, run_id: str | None = None) -> dict[str, Any]:
+#: The fields of each test that ``testfleet report`` reads in the report it shows ...
+SHOWN_FIELDS = ("nodeid", "outcome", "duration", "markers", "worker", "start", "stop", "cpu")
+#: ... and in the baseline it compares with.
+COMPARED_FIELDS = ("nodeid", "outcome", "duration", "attempt")
+
+
+def load(
+    path: Path, run_id: str | None = None, *, fields: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Read and check a timing report, or raise :class:`ReportError` saying what is wrong.
 
-    With ``run_id``, a report written by another run (a stale one) is refused too.
+    With ``run_id``, a report written by another run (a stale one) is refused too. With
+    ``fields``, each test keeps only those keys (and ``attempt``): a reader that needs a
+    few fields of a 100,000-test report holds a fraction of it in memory.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -30,12 +43,16 @@ def load(path: Path, run_id: str | None = None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path}: cannot be read ({exc})") from None
     try:
-        data = json.loads(text)
+        data = _parse(text, fields)
     except json.JSONDecodeError as exc:
         raise ReportError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    report = validate(data, str(path))
+    except _UnsoundTest:
+        # Parse again in full, for the message that names the test and what is wrong.
+        data, fields = json.loads(text), None
+    del text
+    report = validate(data, str(path), tests_checked=fields is not None)
     if run_id is not None and report["run"].get("id") != run_id:
         raise ReportError(
             f"{path} is from run {report['run'].get('id')!r}, not from run {run_id!r}: "
@@ -44,7 +61,69 @@ def load(path: Path, run_id: str | None = None) -> dict[str, Any]:
     return report
 
 
-def validate(data: Any, source: str) -> dict[str, Any]:
+class _UnsoundTest(Exception):
+    """A test entry that fails the quick check; the full check says why."""
+
+
+def _parse(text: str, fields: Sequence[str] | None) -> Any:
+    """The report's JSON; with ``fields``, each test checked and cut down as it is parsed."""
+    # Parsing makes a few objects per test and none of them is cyclic: the cyclic garbage
+    # collector would only walk them again and again as they pile up.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if fields is None:
+            return json.loads(text)
+        keep = tuple(dict.fromkeys([*fields, "attempt"]))
+        strings: dict[str, str] = {}
+        marker_lists: dict[tuple[str, ...], list[str]] = {}
+
+        def slim(obj: dict[str, Any]) -> dict[str, Any]:
+            if "nodeid" not in obj:
+                return obj
+            if not _sound(obj):
+                raise _UnsoundTest
+            test = {key: obj[key] for key in keep if key in obj}
+            # Outcomes, workers and markers repeat: one string (and list) each.
+            for key in ("outcome", "worker"):
+                if key in test:
+                    test[key] = strings.setdefault(test[key], test[key])
+            if "markers" in test:
+                names = tuple(test["markers"])
+                test["markers"] = marker_lists.setdefault(names, list(names))
+            return test
+
+        return json.loads(text, object_hook=slim)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_NUMBER_TYPES = (int, float)
+_OUTCOME_SET = frozenset(OUTCOMES)
+
+
+def _sound(test: Mapping[str, Any]) -> bool:
+    """The checks of :func:`_check_test`, at a fraction of their cost, without the message."""
+    numbers = _NUMBER_TYPES
+    try:
+        durations = test["durations"]
+        return (
+            type(test["nodeid"]) is str
+            and test["outcome"] in _OUTCOME_SET
+            and type(test["worker"]) is str
+            and type(test["duration"]) in numbers
+            and type(test["start"]) in numbers
+            and type(test["stop"]) in numbers
+            and type(durations["setup"]) in numbers
+            and type(durations["call"]) in numbers
+            and type(durations["teardown"]) in numbers
+        )
+    except (KeyError, TypeError):
+        return False
+
+
+def validate(data: Any, source: str, *, tests_checked: bool = False) -> dict[str, Any]:
     """Check the shape of a report that was parsed from ``source``."""
     if not isinstance(data, dict):
         raise ReportError(f"{source}: not a testfleet timing report (top level is not an object)")
@@ -73,8 +152,10 @@ def validate(data: Any, source: str) -> dict[str, Any]:
     for key in ("wall_seconds", "workers"):
         if not isinstance(run.get(key), int | float) or isinstance(run.get(key), bool):
             raise ReportError(f"{source}: run.{key} is missing or not a number")
-    for index, test in enumerate(tests):
-        _check_test(test, f"{source}: tests[{index}]")
+    if not tests_checked:
+        for index, test in enumerate(tests):
+            if not (type(test) is dict and _sound(test)):
+                _check_test(test, f"{source}: tests[{index}]")
     return data
 
 
@@ -179,11 +260,11 @@ def analyze(
     per_worker: dict[str, list[float]] = defaultdict(list)
     for test in tests:
         duration = float(test["duration"])
-        for marker in test.get("markers", []) or ["(none)"]:
+        for marker in schedule_report.visible_markers(test.get("markers", [])) or ["(none)"]:
             per_marker[marker].append(duration)
         per_file[_file_of(test["nodeid"])].append(duration)
         per_worker[test["worker"]].append(duration)
-    slowest = sorted(tests, key=lambda t: float(t["duration"]), reverse=True)[: max(top, 0)]
+    slowest = heapq.nlargest(max(top, 0), tests, key=lambda t: float(t["duration"]))
     result: dict[str, Any] = {
         "run": {
             key: run.get(key)
@@ -196,8 +277,8 @@ def analyze(
         "concurrency": round(total / wall, 3) if wall > 0 else None,
         "parallel_efficiency": round(total / (wall * workers), 3) if wall > 0 else None,
         "slowest": [_brief(t) for t in slowest],
-        "markers": _totals(per_marker),
-        "files": _totals(per_file),
+        "markers": _totals(per_marker)[: max(top, 0)],
+        "files": _totals(per_file)[: max(top, 0)],
         "workers": [
             {
                 "worker": name,
@@ -206,7 +287,8 @@ def analyze(
                 "utilisation": round(sum(durations) / wall, 3) if wall > 0 else None,
             }
             for name, durations in sorted(per_worker.items())
-        ],
+        ][: max(top, 0)],
+        "schedule": schedule_report.analyze(report, max(top, 0)),
     }
     if baseline is not None:
         result["baseline"] = compare(report, baseline, thresholds)
@@ -238,8 +320,20 @@ def compare(
     before = _durations_by_id(baseline)
     wall_now = float(report["run"]["wall_seconds"])
     wall_before = float(baseline["run"]["wall_seconds"])
+    outcomes_now = _outcomes_by_id(report)
+    outcomes_before = _outcomes_by_id(baseline)
     slower: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    # One sorted pass over the tests of both: a 100,000-test comparison stays quick.
     for nodeid in sorted(now.keys() & before.keys()):
+        if outcomes_now[nodeid] != outcomes_before[nodeid]:
+            changed.append(
+                {
+                    "nodeid": nodeid,
+                    "baseline": outcomes_before[nodeid],
+                    "current": outcomes_now[nodeid],
+                }
+            )
         old, new = before[nodeid], now[nodeid]
         if new - old >= thresholds.seconds and new >= old * thresholds.ratio:
             slower.append(
@@ -251,13 +345,6 @@ def compare(
                 }
             )
     slower.sort(key=lambda row: row["current"] - row["baseline"], reverse=True)
-    outcomes_now = _outcomes_by_id(report)
-    outcomes_before = _outcomes_by_id(baseline)
-    changed = [
-        {"nodeid": nodeid, "baseline": outcomes_before[nodeid], "current": outcomes_now[nodeid]}
-        for nodeid in sorted(outcomes_now.keys() & outcomes_before.keys())
-        if outcomes_now[nodeid] != outcomes_before[nodeid]
-    ]
     return {
         "wall_seconds": round(wall_before, 6),
         "speedup": round(wall_before / wall_now, 3) if wall_now > 0 else None,
@@ -347,6 +434,7 @@ def _text(analysis: Mapping[str, Any]) -> str:
         f"utilisation {_percent(w['utilisation'])}"
         for w in analysis["workers"]
     ]
+    out += schedule_report.text_lines(analysis["schedule"])
     out.append("markers:")
     out += [
         f"  {m['name']:<20} {m['tests']:>6} tests  {_seconds(m['seconds'])}"
@@ -406,6 +494,7 @@ def _markdown(analysis: Mapping[str, Any]) -> str:
             for w in analysis["workers"]
         ],
     )
+    out += schedule_report.markdown_lines(analysis["schedule"], _table)
     out += ["", "### Per marker", ""]
     out += _table(
         ["marker", "tests", "seconds"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from testfleet.commands import DEFAULT_DIST, DIST_CHOICES
 from testfleet.config import (
     ARGS,
     FLAG,
@@ -57,16 +58,18 @@ SETTINGS: tuple[Setting, ...] = (
         WORKERS,
         "auto",
         "PYTEST_WORKERS",
-        "worker count, 'auto' (one per CPU) or 1: the serial rollback, without xdist",
+        "worker count, 'auto' (the count the timing history predicts fastest) or 1: the "
+        "serial rollback, in one process",
         RUN,
         "run --workers; invoke ci --workers",
     ),
     Setting(
         "dist",
-        TEXT,
-        "loadgroup",
+        one_of(*DIST_CHOICES),
+        DEFAULT_DIST,
         "TESTFLEET_DIST",
-        "xdist --dist mode of the parallel phase",
+        "scheduling: testfleet (longest first from past durations, `serial` tests last in the "
+        "same session) or an xdist --dist mode",
         RUN,
         "run --dist",
     ),

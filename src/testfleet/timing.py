@@ -29,12 +29,23 @@ PHASES = ("setup", "call", "teardown")
 WORKEROUTPUT_KEY = "testfleet_records"
 #: More ``run`` fields from other parts of the plugin (the shard of a CI matrix run).
 RUN_EXTRA_KEY = pytest.StashKey[dict[str, Any]]()
+#: Key of the number of `serial` tests a worker deferred, in ``config.workeroutput``.
+DEFERRED_KEY = "testfleet_serial_deferred"
+#: How many collected tests testfleet itself left out of this session (``--testfleet-serial``):
+#: they run in another phase of the same run, so they are not "deselected" by the user.
+OWN_DESELECTED_KEY = pytest.StashKey[int]()
 #: Exit statuses after which the run's report is complete enough to replace the old one.
 REPORTABLE_EXITS = (
     pytest.ExitCode.OK,
     pytest.ExitCode.TESTS_FAILED,
     pytest.ExitCode.NO_TESTS_COLLECTED,
 )
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it waited for, user and system."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 @dataclass(slots=True)
@@ -53,6 +64,8 @@ class TimingRecord:
     start: float = 0.0
     stop: float = 0.0
     attempt: int = 1
+    #: CPU seconds of the test's process and its waited-for children; None when unknown.
+    cpu: float | None = None
 
     @property
     def duration(self) -> float:
@@ -89,7 +102,7 @@ class TimingRecord:
                 self.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "nodeid": self.nodeid,
             "outcome": self.outcome,
             "error_phase": self.error_phase,
@@ -105,6 +118,9 @@ class TimingRecord:
             "stop": round(self.stop, 6),
             "attempt": self.attempt,
         }
+        if self.cpu is not None:
+            data["cpu"] = round(self.cpu, 6)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TimingRecord:
@@ -121,6 +137,7 @@ class TimingRecord:
             start=float(data["start"]),
             stop=float(data["stop"]),
             attempt=int(data.get("attempt", 1)),
+            cpu=None if data.get("cpu") is None else float(data["cpu"]),
         )
 
 
@@ -311,6 +328,13 @@ class TimingRecorder:
         self._from_workers: list[TimingRecord] = []
         self._forwarded: dict[str, list[pytest.TestReport]] = {}
         self._workers_seen: set[str] = set()
+        # CPU time is read once per test, when its last report arrives: the difference
+        # from the previous test's is this test's, with no hook of its own.
+        self._cpu_mark = cpu_seconds()
+        self._collected_at: float | None = None
+        self._worker_ready: dict[str, float] = {}
+        self._worker_collected: dict[str, float] = {}
+        self._deferred_by_workers = 0
         self._known_markers = {
             line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")
         }
@@ -331,7 +355,14 @@ class TimingRecorder:
             return
         record.add_report(report)
         if report.when != "call":
+            now = cpu_seconds()
+            record.cpu = now - self._cpu_mark
+            self._cpu_mark = now
             self._done.append(self._open.pop(report.nodeid))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._collected_at = time.time()
+        self._cpu_mark = cpu_seconds()
 
     def _fold(
         self,
@@ -389,9 +420,9 @@ class TimingRecorder:
             self._describe_from_items(getattr(session, "items", []))
             if workers.is_worker(self.config):
                 # One JSON string crosses execnet far faster than a list of dicts.
-                self.config.workeroutput[WORKEROUTPUT_KEY] = json.dumps(  # type: ignore[attr-defined]
-                    [record.to_json() for record in self.records()]
-                )
+                output = self.config.workeroutput  # type: ignore[attr-defined]
+                output[WORKEROUTPUT_KEY] = json.dumps([r.to_json() for r in self.records()])
+                output[DEFERRED_KEY] = self.serial_deferred()
                 return
             if self.config.option.collectonly:
                 self.skipped_reason = "collection only"
@@ -399,19 +430,80 @@ class TimingRecorder:
             if exitstatus not in REPORTABLE_EXITS:
                 self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
                 return
-            report = build_report(self.final_records(), self.run_metadata(exitstatus))
+            records = self.final_records()
+            report = build_report(records, self.run_metadata(exitstatus))
             write_json_atomic(self.path, report)
+            self._update_duration_store(records)
         self.written = self.path
+
+    def _update_duration_store(self, records: Sequence[TimingRecord]) -> None:
+        """Keep this run's durations for the next run's scheduler and worker count."""
+        cache = getattr(self.config, "cache", None)
+        if cache is None:
+            # -p no:cacheprovider
+            return
+        # Imported here: durations reads reports, which imports this module.
+        from testfleet import durations
+
+        try:
+            path = durations.store_for(cache)
+            durations.update_store(path, ((r.nodeid, r.duration, r.cpu) for r in records))
+        except OSError:
+            # A read-only cache costs the next run its history, not this run its result.
+            pass
+
+    def schedule_facts(self) -> dict[str, Any]:
+        """What the report needs to judge the schedule: collection and worker start-up."""
+        facts: dict[str, Any] = {}
+        ready, collected = self._worker_ready, self._worker_collected
+        if ready:
+            facts["worker_startup"] = {
+                worker: {
+                    "ready": round(ready[worker], 6),
+                    "collected": round(collected[worker], 6) if worker in collected else None,
+                }
+                for worker in sorted(ready)
+            }
+            spans = [collected[w] - ready[w] for w in ready if w in collected]
+            facts["collection_seconds"] = round(max(spans), 6) if spans else None
+        elif self._collected_at is not None:
+            facts["collection_seconds"] = round(self._collected_at - self.started, 6)
+        return facts
+
+    def serial_deferred(self) -> int:
+        """How many `serial` tests this process left out for a later phase."""
+        if self.config.getoption("testfleet_serial", "run") != "defer":
+            return 0
+        return self.config.stash.get(OWN_DESELECTED_KEY, 0)
+
+    def outcome_counts(self) -> dict[str, int] | None:
+        """The counts of pytest's closing line, without the tests testfleet deferred."""
+        # Imported here: closing is only needed at the end of a session.
+        from testfleet.closing import counts_from_stats
+
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(terminal, "stats", None)
+        if stats is None:
+            return None
+        return counts_from_stats(stats, self.config.stash.get(OWN_DESELECTED_KEY, 0))
 
     # -- the controller of an xdist run --------------------------------------------------
 
     def node_ready(self, worker: str) -> None:
         self._workers_seen.add(worker)
+        self._worker_ready[worker] = time.time() - self.started
+
+    def node_collected(self, worker: str) -> None:
+        self._worker_collected[worker] = time.time() - self.started
 
     def node_down(self, worker: str, workeroutput: Mapping[str, Any] | None) -> None:
         self._workers_seen.add(worker)
         if workeroutput is None or WORKEROUTPUT_KEY not in workeroutput:
             return
+        # Every worker collects the whole suite, so each deferred the same tests.
+        self._deferred_by_workers = max(
+            self._deferred_by_workers, int(workeroutput.get(DEFERRED_KEY, 0))
+        )
         self._forwarded.pop(worker, None)
         for data in json.loads(workeroutput[WORKEROUTPUT_KEY]):
             self._from_workers.append(TimingRecord.from_json(data))
@@ -456,6 +548,9 @@ class TimingRecorder:
             "testfleet": __version__,
             "git_commit": git_commit(config.rootpath),
             "args": [str(arg) for arg in config.invocation_params.args],
+            "counts": self.outcome_counts(),
+            "serial_deferred": max(self.serial_deferred(), self._deferred_by_workers),
+            **self.schedule_facts(),
         }
         extra: dict[str, Any] = config.stash.get(RUN_EXTRA_KEY, {})
         meta.update(extra)

@@ -1,0 +1,234 @@
+"""One source of past test durations: the duration store, the last report, the baseline.
+
+The scheduler, the worker count and CI shards all ask the same question — how long will
+this test take? — and get the same answer from :func:`load_durations`::
+
+    durations = load_durations(Path("."), [Path("reports/test-timing.json")])
+    durations.wall_of("tests/test_a.py::test_x")   # seconds, known or estimated
+    durations.cpu_of("tests/test_a.py::test_x")    # CPU seconds, or None when unknown
+
+Sources are read newest first and the first one that knows a test wins: the store that
+each run updates (in the pytest cache directory), then the reports given, in order. A
+source that is missing or unreadable is skipped (with the reason in ``skipped``): past
+durations make a run faster, never make it fail.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testfleet.timing import write_text_atomic
+
+#: Schema of the store file.
+STORE_SCHEMA = "testfleet.durations/1"
+#: Where the store lives inside a pytest cache directory (``Cache.mkdir("testfleet")``).
+STORE_RELATIVE = Path("d") / "testfleet" / "durations.json"
+#: The estimate for a test when nothing at all is known.
+DEFAULT_ESTIMATE = 0.01
+
+
+def store_for(cache: Any) -> Path:
+    """The store file of a pytest ``config.cache`` (its directory is created)."""
+    return Path(cache.mkdir("testfleet")) / STORE_RELATIVE.name
+
+
+def store_path(cache_dir: Path) -> Path:
+    """The store file of the pytest cache directory ``cache_dir`` (``.pytest_cache``)."""
+    return cache_dir / STORE_RELATIVE
+
+
+def _function_of(nodeid: str) -> str:
+    """The node id without its parameters: ``t.py::test_x[1]`` -> ``t.py::test_x``."""
+    bracket = nodeid.find("[")
+    return nodeid if bracket < 0 else nodeid[:bracket]
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@dataclass
+class Durations:
+    """Past wall and CPU seconds per node id, and estimates for tests never seen."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    #: The sources that gave durations, newest first.
+    sources: list[str] = field(default_factory=list)
+    #: Sources that were given but could not be used, with the reason.
+    skipped: list[str] = field(default_factory=list)
+    #: The ``run`` blocks of the reports read, in the order given (start-up, workers...).
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    _by_function: dict[str, float] | None = field(default=None, repr=False)
+    _by_file: dict[str, float] | None = field(default=None, repr=False)
+    _overall: float | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.wall)
+
+    def __contains__(self, nodeid: object) -> bool:
+        return nodeid in self.wall
+
+    def known(self, nodeid: str) -> float | None:
+        """The measured wall seconds of ``nodeid``, or None."""
+        return self.wall.get(nodeid)
+
+    def wall_of(self, nodeid: str) -> float:
+        """Measured wall seconds, else an estimate (see :meth:`estimate`)."""
+        seconds = self.wall.get(nodeid)
+        return seconds if seconds is not None else self.estimate(nodeid)
+
+    def cpu_of(self, nodeid: str) -> float | None:
+        """Measured CPU seconds (the test's process and its waited-for children), or None."""
+        return self.cpu.get(nodeid)
+
+    def estimate(self, nodeid: str) -> float:
+        """A guess for a test without history.
+
+        The median of its other parameters, else of its file's tests, else of all tests:
+        a new case of a slow parametrized test is likely slow too.
+        """
+        self._index()
+        assert self._by_function is not None
+        assert self._by_file is not None
+        seconds = self._by_function.get(_function_of(nodeid))
+        if seconds is None:
+            seconds = self._by_file.get(_file_of(nodeid))
+        if seconds is None:
+            assert self._overall is not None
+            seconds = self._overall
+        return seconds
+
+    def _index(self) -> None:
+        if self._by_function is not None:
+            return
+        functions: dict[str, list[float]] = {}
+        files: dict[str, list[float]] = {}
+        for nodeid, seconds in self.wall.items():
+            functions.setdefault(_function_of(nodeid), []).append(seconds)
+            files.setdefault(_file_of(nodeid), []).append(seconds)
+        self._by_function = {key: statistics.median(v) for key, v in functions.items()}
+        self._by_file = {key: statistics.median(v) for key, v in files.items()}
+        self._overall = statistics.median(self.wall.values()) if self.wall else DEFAULT_ESTIMATE
+
+    def add(self, source: str, wall: Mapping[str, float], cpu: Mapping[str, float]) -> None:
+        """Take the tests of an older source that no newer one knew."""
+        new = 0
+        for nodeid, seconds in wall.items():
+            if nodeid not in self.wall:
+                self.wall[nodeid] = seconds
+                new += 1
+                if nodeid in cpu:
+                    self.cpu[nodeid] = cpu[nodeid]
+        if new:
+            self.sources.append(source)
+        self._by_function = self._by_file = self._overall = None
+
+
+def _from_report(data: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for test in data["tests"]:
+        nodeid = test["nodeid"]
+        # A rerun (attempt 2...) measured the same test again: the last one wins.
+        wall[nodeid] = float(test["duration"])
+        if "cpu" in test:
+            cpu[nodeid] = float(test["cpu"])
+    return wall, cpu
+
+
+def _load_report(path: Path) -> dict[str, Any]:
+    # Imported here: report imports timing, and the plugin imports this module.
+    from testfleet import report
+
+    return report.load(path, fields=("nodeid", "duration", "cpu"))
+
+
+def read_report_durations(path: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Wall and CPU seconds per node id from a timing report; ReportError when unusable."""
+    return _from_report(_load_report(path))
+
+
+def read_store(path: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Wall and CPU seconds per node id from a store file; ValueError when unusable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != STORE_SCHEMA:
+        raise ValueError(f"{path}: not a {STORE_SCHEMA} store")
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for nodeid, pair in data.get("tests", {}).items():
+        wall[nodeid] = float(pair[0])
+        if pair[1] is not None:
+            cpu[nodeid] = float(pair[1])
+    return wall, cpu
+
+
+def load_durations(
+    root: Path,
+    sources: Sequence[Path] = (),
+    *,
+    cache_dir: Path | None = None,
+    use_store: bool = True,
+) -> Durations:
+    """Past durations for the project at ``root``: the store, then ``sources`` in order.
+
+    ``cache_dir`` is the pytest cache directory (default ``root/.pytest_cache``);
+    relative ``sources`` are taken from ``root``.
+    """
+    from testfleet.report import ReportError
+
+    durations = Durations()
+    if use_store:
+        store = store_path(cache_dir if cache_dir is not None else root / ".pytest_cache")
+        if store.is_file():
+            try:
+                durations.add(str(store), *read_store(store))
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                durations.skipped.append(f"{store}: {exc}")
+    for source in sources:
+        path = source if source.is_absolute() else root / source
+        if not path.is_file():
+            durations.skipped.append(f"{path}: no such file")
+            continue
+        try:
+            data = _load_report(path)
+        except ReportError as exc:
+            durations.skipped.append(str(exc))
+            continue
+        durations.runs.append(data["run"])
+        durations.add(str(path), *_from_report(data))
+    return durations
+
+
+def update_store(path: Path, measured: Iterable[tuple[str, float, float | None]]) -> int:
+    """Record ``(nodeid, wall, cpu)`` measurements in the store at ``path``; how many.
+
+    Tests of earlier runs that this run did not run (``-k``, a shard) keep their durations.
+    """
+    try:
+        wall, cpu = read_store(path)
+    except ValueError:
+        wall, cpu = {}, {}
+    count = 0
+    for nodeid, seconds, cpu_seconds in measured:
+        wall[nodeid] = seconds
+        if cpu_seconds is None:
+            cpu.pop(nodeid, None)
+        else:
+            cpu[nodeid] = cpu_seconds
+        count += 1
+    tests = {nodeid: [round(wall[nodeid], 6), _rounded(cpu.get(nodeid))] for nodeid in wall}
+    write_text_atomic(path, json.dumps({"schema": STORE_SCHEMA, "tests": tests}) + "\n")
+    return count
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,0 +1,164 @@
+"""The pytest runs that make one ``testfleet run``, and the closing line of the whole run.
+
+With testfleet's scheduler (the default) a run is one pytest session: the scheduler keeps
+the `serial` tests for the end and runs them on one worker once every other test is done,
+so nothing is collected twice. With one of xdist's own ``--dist`` modes the `serial` tests
+are deferred and run in a second pytest, started only when the first one deferred some.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testfleet import closing, commands, workercount
+from testfleet import report as reports
+from testfleet import workers as workers_mod
+from testfleet.timing import write_json_atomic
+
+#: pytest exit statuses that make a later phase pointless: interrupted, internal or usage error.
+FATAL_EXITS = (2, 3, 4)
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    command: list[str]
+    report: Path
+    #: Run only when the phase before it deferred `serial` tests.
+    needs_deferred: bool = False
+
+
+def plan_phases(
+    workers: workers_mod.Workers,
+    dist: str,
+    pytest_args: Sequence[str],
+    scratch: Path,
+    durations: Sequence[Path] = (),
+) -> list[Phase]:
+    """The pytest runs that make one run on ``workers`` workers."""
+    first = scratch / "phase-1.json"
+    if workers == 1:
+        # The rollback: one process, every test in collection order.
+        return [
+            Phase(
+                "one process",
+                commands.run_phase(pytest_args, workers=1, dist=dist, report=first),
+                first,
+            )
+        ]
+    if dist == commands.TESTFLEET_DIST:
+        return [
+            Phase(
+                f"{workers} workers, `serial` tests last on one of them",
+                commands.run_phase(
+                    pytest_args, workers=workers, dist=dist, report=first, durations=durations
+                ),
+                first,
+            )
+        ]
+    second = scratch / "phase-2.json"
+    return [
+        Phase(
+            f"parallel ({workers} workers)",
+            commands.run_phase(
+                pytest_args, workers=workers, dist=dist, report=first, serial="defer"
+            ),
+            first,
+        ),
+        Phase(
+            "serial-marked tests, one process",
+            commands.run_phase(pytest_args, workers=1, dist=dist, report=second, serial="only"),
+            second,
+            needs_deferred=True,
+        ),
+    ]
+
+
+def _deferred(report: Path) -> int:
+    """How many `serial` tests the phase that wrote ``report`` left for a later one."""
+    try:
+        run = reports.load(report)["run"]
+    except reports.ReportError:
+        # The missing report is reported after the phases; run the next phase meanwhile.
+        return 1
+    return int(run.get("serial_deferred", 1))
+
+
+def run_phases(
+    workers: workers_mod.Workers,
+    pytest_args: Sequence[str],
+    report: Path,
+    dist: str = commands.DEFAULT_DIST,
+    echo: Echo = print,
+    durations: Sequence[Path] = (),
+) -> int:
+    """Run the phases, merge their timing reports into ``report`` and return the exit status.
+
+    The last line printed is the whole run's closing line, in pytest's form.
+    """
+    started = time.monotonic()
+    if workers == "auto":
+        choice = workercount.choose_from(Path.cwd(), durations)
+        echo(f"testfleet: --workers auto: {choice.describe()}")
+        workers = choice.workers
+    report.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".testfleet-phases-", dir=report.parent) as tmp:
+        planned = plan_phases(workers, dist, pytest_args, Path(tmp), durations)
+        ran: list[Phase] = []
+        statuses: list[int] = []
+        for number, phase in enumerate(planned, 1):
+            if phase.needs_deferred and ran and not _deferred(ran[-1].report):
+                continue
+            echo(f"testfleet: phase {number}, {phase.name}: {shlex.join(phase.command)}")
+            status = subprocess.call(phase.command)
+            ran.append(phase)
+            statuses.append(status)
+            if status in FATAL_EXITS:
+                if number < len(planned):
+                    echo(
+                        f"testfleet: phase {number} ended with exit status {status}; "
+                        "later phases skipped"
+                    )
+                return status
+        # Every phase wrote to the scratch directory: a phase that wrote nothing cannot
+        # pass off the report of an earlier run as this one's.
+        missing = [phase.name for phase in ran if not phase.report.exists()]
+        if missing:
+            echo(
+                f"testfleet: no timing report from {', '.join(missing)} (was the testfleet "
+                f"plugin disabled, or only collecting?); {report} is left as it was"
+            )
+            return reports.combine_exit_statuses(statuses) or 1
+        loaded = [reports.load(phase.report) for phase in ran]
+        final = loaded[0] if len(loaded) == 1 else reports.merge(loaded, [p.name for p in ran])
+        write_json_atomic(report, final)
+    echo(f"testfleet: timing report of {final['summary']['tests']} tests written to {report}")
+    echo(closing.closing_line(run_counts(loaded), time.monotonic() - started))
+    return reports.combine_exit_statuses(statuses)
+
+
+def run_counts(phase_reports: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """The closing line's counts over every phase of the run."""
+    parts = []
+    deselected = 0
+    for data in phase_reports:
+        counts = data["run"].get("counts")
+        if not isinstance(counts, dict):
+            counts = closing.counts_from_outcomes(data["summary"]["outcomes"])
+        # Every phase collects the same suite, so what the user deselected (-k, -m) was
+        # deselected by each of them and counts once; xdist's controller counts none.
+        deselected = max(deselected, int(counts.get("deselected", 0)))
+        parts.append({key: value for key, value in counts.items() if key != "deselected"})
+    total = closing.add_counts(parts)
+    if deselected:
+        total["deselected"] = deselected
+    return total

@@ -1,0 +1,155 @@
+"""The schedule section of ``testfleet report``: how close the run came to the best it could do.
+
+Collection and worker start-up, when each worker started and finished, the lower bound
+max(sum / workers, longest test) and the distance from it, when the longest tests
+started, and the predicted wall time for 1 to 2 * cores workers with the count
+``--workers auto`` would choose.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from testfleet import workercount
+from testfleet.durations import Durations
+from testfleet.schedule import lower_bound
+
+#: pytest's own marks: every suite has them, they say nothing about where time goes.
+BUILTIN_MARKS = frozenset(
+    {"parametrize", "usefixtures", "filterwarnings", "skip", "skipif", "xfail", "tryfirst"}
+)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> dict[str, Any]:
+    """The schedule section, as plain data; ``top`` limits its lists."""
+    run = report["run"]
+    tests = [t for t in report["tests"] if t.get("attempt", 1) == 1]
+    workers = int(run.get("workers") or 1)
+    durations = [float(t["duration"]) for t in tests]
+    started = [float(t["start"]) for t in tests if t["start"]]
+    origin = float(run.get("start") or (min(started) if started else 0.0))
+    bound = lower_bound(durations, workers)
+    span = (max(float(t["stop"]) for t in tests) - min(started)) if started else 0.0
+    startup = run.get("worker_startup") if isinstance(run.get("worker_startup"), dict) else {}
+    per_worker: dict[str, list[Mapping[str, Any]]] = {}
+    for test in tests:
+        per_worker.setdefault(test["worker"], []).append(test)
+    rows = []
+    for name, own in sorted(per_worker.items()):
+        info = startup.get(name) or {}
+        rows.append(
+            {
+                "worker": name,
+                "ready": _round(info.get("ready")),
+                "collected": _round(info.get("collected")),
+                "first_start": _round(min(float(t["start"]) for t in own) - origin),
+                "finish": _round(max(float(t["stop"]) for t in own) - origin),
+                "busy": _round(sum(float(t["duration"]) for t in own)),
+            }
+        )
+    longest = heapq.nlargest(top, tests, key=lambda t: float(t["duration"]))
+    known = Durations(
+        wall={t["nodeid"]: float(t["duration"]) for t in tests},
+        cpu={t["nodeid"]: float(t["cpu"]) for t in tests if t.get("cpu") is not None},
+    )
+    choice = workercount.choose(known, workercount.startup_from_report(run), n_cores)
+    return {
+        "collection_seconds": _round(run.get("collection_seconds")),
+        "workers": rows[:top],
+        "lower_bound": _round(bound),
+        "test_span": _round(span),
+        "over_lower_bound": _round(span - bound),
+        "ratio_to_lower_bound": round(span / bound, 3) if bound > 0 else None,
+        "longest": [
+            {
+                "nodeid": t["nodeid"],
+                "duration": _round(float(t["duration"])),
+                "worker": t["worker"],
+                "started": _round(float(t["start"]) - origin),
+            }
+            for t in longest
+        ],
+        "predicted": [{"workers": p.workers, "seconds": p.seconds} for p in choice.predictions],
+        "auto_workers": choice.workers,
+    }
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def text_lines(section: Mapping[str, Any]) -> list[str]:
+    out = [
+        f"schedule: tests ran {_s(section['test_span'])} from first start to last stop; "
+        f"lower bound max(sum/workers, longest) {_s(section['lower_bound'])}, "
+        f"{_s(section['over_lower_bound'])} over it (x{section['ratio_to_lower_bound']}); "
+        f"collection {_s(section['collection_seconds'])}",
+        "  worker     ready  collected  first test   finished       busy",
+    ]
+    out += [
+        f"  {w['worker']:<8} {_s(w['ready']):>7} {_s(w['collected']):>10} "
+        f"{_s(w['first_start']):>12} {_s(w['finish']):>10} {_s(w['busy']):>10}"
+        for w in section["workers"]
+    ]
+    out.append("longest tests started (seconds into the run):")
+    out += [
+        f"  {_s(t['duration']):>9} on {t['worker']:<6} started at {_s(t['started'])}  {t['nodeid']}"
+        for t in section["longest"]
+    ]
+    out.append(_prediction_line(section))
+    return out
+
+
+def _prediction_line(section: Mapping[str, Any]) -> str:
+    table = ", ".join(f"{p['workers']}: {_s(p['seconds'])}" for p in section["predicted"])
+    auto = section["auto_workers"]
+    return f"predicted wall time per worker count: {table or '-'}; --workers auto: {auto}"
+
+
+def markdown_lines(section: Mapping[str, Any], table: Any) -> list[str]:
+    """The section in markdown; ``table(header, rows)`` renders a table."""
+    out = [
+        "",
+        "### Schedule",
+        "",
+        f"Tests ran {_s(section['test_span'])} from the first start to the last stop; the "
+        f"lower bound max(sum / workers, longest test) is {_s(section['lower_bound'])}, "
+        f"{_s(section['over_lower_bound'])} less (x{section['ratio_to_lower_bound']}). "
+        f"Collection: {_s(section['collection_seconds'])}.",
+        "",
+    ]
+    out += table(
+        ["worker", "ready", "collected", "first test", "finished", "busy"],
+        [
+            [
+                w["worker"],
+                _s(w["ready"]),
+                _s(w["collected"]),
+                _s(w["first_start"]),
+                _s(w["finish"]),
+                _s(w["busy"]),
+            ]
+            for w in section["workers"]
+        ],
+    )
+    out += ["", "Longest tests and when they started:", ""]
+    out += table(
+        ["seconds", "worker", "started at", "test"],
+        [
+            [_s(t["duration"]), t["worker"], _s(t["started"]), f"`{t['nodeid']}`"]
+            for t in section["longest"]
+        ],
+    )
+    out += ["", _prediction_line(section) + "."]
+    return out
+
+
+def visible_markers(names: Sequence[str]) -> list[str]:
+    """The markers worth a row in the marker table: not pytest's built-in ones."""
+    return [name for name in names if name not in BUILTIN_MARKS]

@@ -1,0 +1,115 @@
+"""Past durations: the store, the last report and the baseline, newest first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testfleet import durations as durations_mod
+from testfleet.durations import load_durations, store_path, update_store
+from testfleet.timing import SCHEMA
+
+
+def write_report(path: Path, tests: dict[str, tuple[float, float | None]]) -> Path:
+    entries: list[dict[str, Any]] = []
+    for nodeid, (wall, cpu) in tests.items():
+        entry: dict[str, Any] = {
+            "nodeid": nodeid,
+            "outcome": "passed",
+            "duration": wall,
+            "durations": {"setup": 0.0, "call": wall, "teardown": 0.0},
+            "worker": "main",
+            "start": 0.0,
+            "stop": wall,
+        }
+        if cpu is not None:
+            entry["cpu"] = cpu
+        entries.append(entry)
+    run = {"wall_seconds": 1.0, "workers": 1}
+    path.write_text(json.dumps({"schema": SCHEMA, "run": run, "tests": entries}))
+    return path
+
+
+def test_the_store_wins_over_the_last_report_which_wins_over_the_baseline(tmp_path: Path) -> None:
+    write_report(tmp_path / "last.json", {"t.py::a": (2.0, 1.5), "t.py::b": (3.0, None)})
+    base = write_report(tmp_path / "base.json", {"t.py::a": (9.0, 9.0), "t.py::c": (4.0, 0.1)})
+    update_store(store_path(tmp_path / ".pytest_cache"), [("t.py::b", 5.0, 0.2)])
+
+    found = load_durations(tmp_path, [Path("last.json"), base])
+    assert found.wall == {"t.py::b": 5.0, "t.py::a": 2.0, "t.py::c": 4.0}
+    assert found.cpu == {"t.py::b": 0.2, "t.py::a": 1.5, "t.py::c": 0.1}
+    assert found.cpu_of("t.py::zzz") is None
+    assert len(found.sources) == 3
+    assert found.skipped == []
+
+
+def test_unknown_tests_are_estimated_from_their_function_then_file_then_everything(
+    tmp_path: Path,
+) -> None:
+    report = write_report(
+        tmp_path / "r.json",
+        {
+            "a.py::test_slow[1]": (10.0, None),
+            "a.py::test_slow[2]": (12.0, None),
+            "a.py::test_quick": (0.5, None),
+            "b.py::test_one": (1.0, None),
+        },
+    )
+    found = load_durations(tmp_path, [report], use_store=False)
+    assert found.wall_of("a.py::test_slow[3]") == 11.0
+    assert found.wall_of("a.py::test_new") == 10.0
+    assert found.wall_of("c.py::test_new") == 5.5
+    assert found.wall_of("b.py::test_one") == 1.0
+    assert load_durations(tmp_path, []).wall_of("x.py::t") == durations_mod.DEFAULT_ESTIMATE
+
+
+def test_missing_or_broken_sources_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    store = store_path(tmp_path / ".pytest_cache")
+    store.parent.mkdir(parents=True)
+    store.write_text('{"schema": "something else"}')
+    found = load_durations(tmp_path, [Path("missing.json"), Path("broken.json")])
+    assert len(found) == 0
+    assert len(found.skipped) == 3
+    assert "missing.json: no such file" in found.skipped[1]
+    assert "not valid JSON" in found.skipped[2]
+
+
+def test_the_store_keeps_tests_this_run_did_not_run(tmp_path: Path) -> None:
+    path = tmp_path / "durations.json"
+    assert update_store(path, [("a", 1.0, 0.5), ("b", 2.0, None)]) == 2
+    assert update_store(path, [("a", 3.0, None)]) == 1
+    wall, cpu = durations_mod.read_store(path)
+    assert wall == {"a": 3.0, "b": 2.0}
+    assert cpu == {}
+
+
+def test_a_run_with_a_report_records_wall_and_cpu_time_in_the_store(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_sleeps="""
+        import time
+
+        def test_sleeps():
+            time.sleep(0.3)
+
+        def test_computes():
+            end = time.process_time() + 0.3
+            while time.process_time() < end:
+                pass
+        """
+    )
+    pytester.runpytest("-p", "no:randomly", "--testfleet-report", "r.json").assert_outcomes(
+        passed=2
+    )
+    found = load_durations(pytester.path, [])
+    sleeps, computes = "test_sleeps.py::test_sleeps", "test_sleeps.py::test_computes"
+    assert found.wall[sleeps] >= 0.3
+    assert found.wall[computes] >= 0.3
+    # Sleeping takes wall time, not CPU time; computing takes both.
+    assert found.cpu[sleeps] < 0.15
+    assert found.cpu[computes] >= 0.25

@@ -1,0 +1,227 @@
+"""testfleet's xdist scheduler as pure logic: mock workers, no processes, milliseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from testfleet.schedule import (
+    Unit,
+    build_units,
+    dispatch_order,
+    lower_bound,
+    predict_makespan,
+)
+from testfleet.xdist_scheduler import DurationScheduling
+
+
+class MockNode:
+    """Records what the scheduler sends, as xdist's own scheduler tests do."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: list[int] = []
+        self.steals: list[list[int]] = []
+        self._shutdown = False
+
+    def __repr__(self) -> str:
+        return self.name
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown
+
+    def send_runtest_some(self, indices: Sequence[int]) -> None:
+        self.sent.extend(indices)
+
+    def send_steal(self, indices: Sequence[int]) -> None:
+        self.steals.append(list(indices))
+
+    def shutdown(self) -> None:
+        self._shutdown = True
+
+
+def make_scheduler(
+    costs: Mapping[str, float],
+    nodes: Sequence[MockNode],
+    serial: Sequence[int] = (),
+    groups: Mapping[str, list[int]] | None = None,
+) -> DurationScheduling:
+    collection = list(costs)
+
+    def meta(node: Any, names: Sequence[str]) -> tuple[list[int], Mapping[str, list[int]]]:
+        return list(serial), groups or {}
+
+    sched = DurationScheduling(len(nodes), lambda ids: [costs[i] for i in ids], meta, print)
+    for node in nodes:
+        sched.add_node(node)
+    for node in nodes:
+        sched.add_node_collection(node, collection)
+    assert sched.collection_is_completed
+    sched.schedule()
+    return sched
+
+
+def answer_steals(sched: DurationScheduling) -> None:
+    """A worker gives back what was asked if all of it is still queued (past its current
+    test and the one it holds), else nothing, as xdist's worker does."""
+    for node, pending in list(sched.node2pending.items()):
+        while node.steals:
+            asked = node.steals.pop(0)
+            queued = set(list(pending)[2:])
+            sched.remove_pending_tests_from_node(node, asked if set(asked) <= queued else [])
+            pending = sched.node2pending[node]
+
+
+Runs = list[tuple[int, Any, float, float]]
+
+
+def run_to_end(
+    sched: DurationScheduling, costs: Sequence[float], runs: Runs | None = None
+) -> dict[MockNode, float]:
+    """Simulate xdist workers and return when each finished; ``runs`` gets each test's
+    (index, worker, start, end).
+
+    A worker runs its first pending test once it holds a second one or was told to shut
+    down (as xdist's worker does); a worker told to shut down with nothing left leaves.
+    """
+    now = 0.0
+    running: dict[Any, tuple[int, float]] = {}
+    finished: dict[MockNode, float] = {}
+    for _ in range(100_000):
+        answer_steals(sched)
+        for node, pending in list(sched.node2pending.items()):
+            if node in running or not pending:
+                if node.shutting_down and not pending and node not in running:
+                    finished[node] = now
+                    sched.remove_node(node)
+                continue
+            if len(pending) >= 2 or node.shutting_down:
+                running[node] = (pending[0], now + costs[pending[0]])
+                if runs is not None:
+                    runs.append((pending[0], node, now, now + costs[pending[0]]))
+        if not sched.node2pending:
+            return finished
+        if not running:
+            raise AssertionError(f"stuck: every worker waits: {dict(sched.node2pending)}")
+        node, (index, end) = min(running.items(), key=lambda entry: entry[1][1])
+        now = end
+        del running[node]
+        sched.mark_test_complete(node, index)
+    raise AssertionError("the simulation did not end")
+
+
+def test_long_tests_go_first_and_the_rest_keep_collection_order() -> None:
+    units = [Unit([i], cost) for i, cost in enumerate([1.0] * 200 + [30.0, 5.0])]
+    order = [unit.indices[0] for unit in dispatch_order(units, 2)]
+    assert order[:2] == [200, 201]
+    assert order[2:] == list(range(200))
+
+
+def test_without_history_the_order_is_the_collection_order() -> None:
+    units = [Unit([i], 0.01) for i in range(500)]
+    assert [unit.indices[0] for unit in dispatch_order(units, 2)] == list(range(500))
+
+
+def test_a_group_is_one_unit_with_its_summed_duration_and_serial_tests_are_kept_apart() -> None:
+    units, serial = build_units(
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], groups={"db": [3, 1], "io": [2, 5]}, serial=[4, 5]
+    )
+    assert [(unit.indices, unit.cost) for unit in units] == [([0], 1.0), ([1, 3], 6.0)]
+    # A group holding a serial test runs with the serial tests, on one worker.
+    assert serial == [2, 4, 5]
+
+
+def test_the_one_long_test_collected_last_starts_at_once() -> None:
+    costs = {f"t.py::test_{i}": 0.1 for i in range(100)} | {"t.py::test_long": 8.0}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    sched = make_scheduler(costs, [a, b])
+    assert a.sent[0] == 100
+    finished = run_to_end(sched, list(costs.values()))
+    # max(sum / 2, longest) = max(9.0, 8.0): the schedule reaches it.
+    assert max(finished.values()) == pytest.approx(9.0, abs=0.25)
+
+
+def test_an_idle_worker_steals_the_tail_of_the_busiest_worker() -> None:
+    costs = {f"t.py::test_{i}": 1.0 for i in range(20)}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    sched = make_scheduler(costs, [a, b])
+    # Everything went out; gw1 finishes its tests while gw0 still holds many.
+    sched.queue.clear()
+    for index in list(sched.node2pending[b]):
+        sched.mark_test_complete(b, index)
+    assert a.steals, "the idle worker did not steal"
+    stolen = a.steals[-1]
+    assert stolen == list(sched.node2pending[a])[-len(stolen) :]
+    assert len(stolen) <= len(sched.node2pending[a]) - 2
+    sched.remove_pending_tests_from_node(a, stolen)
+    assert b.sent[-len(stolen) :] == stolen
+
+
+def test_a_steal_never_cuts_a_group_in_two() -> None:
+    costs = {f"t.py::test_{i}": 1.0 for i in range(12)}
+    a = MockNode("gw0")
+    sched = make_scheduler(costs, [a, MockNode("gw1")], groups={"g": [6, 7, 8, 9]})
+    pending = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert sched._tail_to_steal(pending, 3.0) == []
+    assert sched._tail_to_steal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 3.0) == [10, 11]
+    assert sched._tail_to_steal(pending, 4.0) == [6, 7, 8, 9]
+
+
+def test_serial_tests_wait_until_every_other_worker_has_left_then_run_on_one() -> None:
+    costs = {f"t.py::test_{i}": 1.0 for i in range(10)} | {"t.py::test_alone": 1.0}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    sched = make_scheduler(costs, [a, b], serial=[10])
+    assert 10 not in a.sent + b.sent
+    assert not sched.tests_finished
+    runs: Runs = []
+    finished = run_to_end(sched, list(costs.values()), runs)
+    (alone,) = [run for run in runs if run[0] == 10]
+    others = [run for run in runs if run[0] != 10]
+    assert len(others) == 10
+    # It starts once every other test ended and the other worker left.
+    assert alone[2] >= max(run[3] for run in others)
+    other_worker = b if alone[1] is a else a
+    assert alone[2] >= finished[other_worker]
+
+
+def test_a_worker_given_a_single_last_test_is_told_to_run_it_at_once() -> None:
+    # Two groups: one worker gets the big one, the other a single test and nothing more.
+    costs = {f"t.py::test_{i}": 1.0 for i in range(7)}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    make_scheduler(costs, [a, b], groups={"writer": [1, 2, 3, 4, 5, 6], "reader": [0]})
+    assert a.sent == [1, 2, 3, 4, 5, 6]
+    assert b.sent == [0]
+    # Holding one test, gw1 would wait for a next one forever: it is shut down instead.
+    assert b.shutting_down
+    assert not a.shutting_down
+
+
+def test_a_crashed_workers_tests_go_back_to_the_queue() -> None:
+    costs = {f"t.py::test_{i}": 1.0 for i in range(10)}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    sched = make_scheduler(costs, [a, b])
+    running = sched.node2pending[a][0]
+    held = list(sched.node2pending[a])[1:]
+    assert sched.remove_node(a) == f"t.py::test_{running}"
+    assert set(held) <= set(b.sent) | {i for u in sched.queue for i in u.indices}
+
+
+def test_without_history_the_per_worker_chunks_match_loads() -> None:
+    costs = {f"t.py::test_{i}": 0.01 for i in range(1000)}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    make_scheduler(costs, [a, b])
+    # xdist's load sends a quarter of each worker's share at first; we send at most half.
+    assert 125 <= len(a.sent) <= 250
+    assert a.sent == list(range(len(a.sent)))
+
+
+def test_predicted_wall_time_is_longest_first_on_the_least_loaded_worker() -> None:
+    assert predict_makespan([8.0, 1.0, 1.0, 1.0, 1.0], 2) == 8.0
+    assert predict_makespan([3.0, 3.0, 2.0, 2.0, 2.0], 2) == 7.0
+    assert predict_makespan([1.0, 2.0], 1) == 3.0
+    assert lower_bound([8.0, 1.0, 1.0], 2) == 8.0
+    assert lower_bound([2.0, 2.0, 2.0], 2) == 3.0
+    assert lower_bound([], 4) == 0.0

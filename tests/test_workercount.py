@@ -1,0 +1,141 @@
+"""The worker count from measurements, and the schedule section of `testfleet report`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from testfleet import report, schedule_report, workercount
+from testfleet.durations import Durations
+from testfleet.timing import SCHEMA, summarize
+
+
+def suite(count: int, wall: float, cpu_share: float) -> Durations:
+    walls = {f"t.py::test_{i}": wall for i in range(count)}
+    return Durations(wall=walls, cpu={k: v * cpu_share for k, v in walls.items()})
+
+
+def test_a_cpu_bound_suite_gets_no_more_workers_than_cores() -> None:
+    choice = workercount.choose(suite(200, 0.1, 1.0), startup=1.0, n_cores=2)
+    assert choice.workers == 2
+    assert [p.workers for p in choice.predictions] == [1, 2, 3, 4]
+    seconds = {p.workers: p.seconds for p in choice.predictions}
+    assert seconds[2] < seconds[1]
+    assert seconds[4] >= seconds[2]
+
+
+def test_a_suite_that_waits_gets_more_workers_than_cores() -> None:
+    choice = workercount.choose(suite(200, 0.1, 0.02), startup=0.5, n_cores=2)
+    assert choice.workers == 4
+    assert "from 200 timed tests" in choice.describe()
+
+
+def test_tests_without_cpu_measurements_count_as_cpu_bound() -> None:
+    walls = {f"t.py::test_{i}": 0.1 for i in range(200)}
+    assert workercount.choose(Durations(wall=walls), startup=0.5, n_cores=2).workers == 2
+
+
+def test_costly_start_up_keeps_a_small_suite_on_one_worker() -> None:
+    choice = workercount.choose(suite(10, 0.01, 1.0), startup=3.0, n_cores=2)
+    assert choice.workers == 1
+
+
+def test_without_history_the_count_is_one_per_core() -> None:
+    choice = workercount.choose(Durations(), startup=None, n_cores=3)
+    assert choice.workers == 3
+    assert "no timing history" in choice.describe()
+
+
+def test_start_up_is_read_from_a_report_run_block() -> None:
+    run: dict[str, Any] = {"worker_startup": {"gw0": {"ready": 0.5, "collected": 2.0}}}
+    assert workercount.startup_from_report(run) == 2.0
+    assert workercount.startup_from_report({"collection_seconds": 1.5}) == 1.5
+    assert workercount.startup_from_report({}) is None
+
+
+def make_report() -> dict[str, Any]:
+    def test(name: str, duration: float, worker: str, start: float, marks: list[str]) -> Any:
+        return {
+            "nodeid": f"t.py::{name}",
+            "outcome": "passed",
+            "duration": duration,
+            "durations": {"setup": 0.0, "call": duration, "teardown": 0.0},
+            "markers": marks,
+            "worker": worker,
+            "start": 100.0 + start,
+            "stop": 100.0 + start + duration,
+            "cpu": duration / 2,
+        }
+
+    tests = [
+        test("test_long", 6.0, "gw0", 4.0, ["slow"]),
+        test("test_a", 1.0, "gw1", 2.0, ["parametrize", "db"]),
+        test("test_b", 1.0, "gw1", 3.0, ["usefixtures"]),
+        test("test_c", 1.0, "gw1", 4.0, []),
+    ]
+    run = {
+        "id": "r",
+        "mode": "parallel",
+        "workers": 2,
+        "dist": "load",
+        "seed": None,
+        "git_commit": None,
+        "start": 100.0,
+        "wall_seconds": 11.0,
+        "collection_seconds": 1.5,
+        "worker_startup": {
+            "gw0": {"ready": 0.5, "collected": 2.0},
+            "gw1": {"ready": 0.6, "collected": 1.9},
+        },
+    }
+    return {"schema": SCHEMA, "run": run, "tests": tests, "summary": summarize(tests)}
+
+
+def test_the_schedule_section_shows_the_lower_bound_and_when_long_tests_started() -> None:
+    section = schedule_report.analyze(make_report(), top=2, n_cores=2)
+    assert section["lower_bound"] == 6.0
+    assert section["test_span"] == 8.0
+    assert section["over_lower_bound"] == 2.0
+    assert section["longest"][0] == {
+        "nodeid": "t.py::test_long",
+        "duration": 6.0,
+        "worker": "gw0",
+        "started": 4.0,
+    }
+    assert len(section["longest"]) == 2
+    assert section["workers"][0] == {
+        "worker": "gw0",
+        "ready": 0.5,
+        "collected": 2.0,
+        "first_start": 4.0,
+        "finish": 10.0,
+        "busy": 6.0,
+    }
+    assert [p["workers"] for p in section["predicted"]] == [1, 2, 3, 4]
+
+
+def test_the_report_leaves_pytests_own_marks_out_and_top_limits_every_list() -> None:
+    analysis = report.analyze(make_report(), top=1)
+    assert [m["name"] for m in analysis["markers"]] == ["slow"]
+    full = report.analyze(make_report(), top=10)
+    assert {m["name"] for m in full["markers"]} == {"slow", "db", "(none)"}
+    assert len(analysis["files"]) == 1
+    assert len(analysis["workers"]) == 1
+    assert len(analysis["schedule"]["longest"]) == 1
+    text = report.render(full, "text")
+    assert "lower bound max(sum/workers, longest) 6.00s, 2.00s over it" in text
+    assert "started at 4.00s  t.py::test_long" in text
+    assert "predicted wall time per worker count: 1: " in text
+    markdown = report.render(full, "markdown")
+    assert "### Schedule" in markdown
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_every_format_renders_a_report_without_schedule_facts(fmt: str) -> None:
+    data = make_report()
+    for key in ("worker_startup", "collection_seconds", "start"):
+        del data["run"][key]
+    for test in data["tests"]:
+        del test["cpu"]
+    assert report.render(report.analyze(data), fmt)
