@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from testfleet import commands
 from testfleet import report as reports
 from testfleet.diagnose.probes import xdist_off
 from testfleet.timing import append_text_atomic, write_json_atomic, write_text_atomic
@@ -89,7 +90,7 @@ def plan(seeds: Sequence[int], reverse: bool = True) -> list[Order]:
 
 
 def pytest_command(args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", *args]
+    return commands.pytest_command(args)
 
 
 def run_randomized(

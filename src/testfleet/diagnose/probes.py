@@ -17,14 +17,13 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from testfleet import ordering
+from testfleet import commands, ordering
 from testfleet.diagnose import warm
 
 #: Options that would stop a probe before the victim runs, or that need the cache plugin
@@ -141,9 +140,7 @@ def xdist_off(args: Sequence[str] = ()) -> list[str]:
     ``-n 0`` rather than ``-p no:xdist``: xdist stays loaded, so `-n` in addopts parses and
     its `xdist_group` marker stays registered under ``--strict-markers``.
     """
-    if importlib.util.find_spec("xdist") is None or _blocks(args, "xdist"):
-        return []
-    return ["-n", "0"]
+    return [] if _blocks(args, "xdist") else commands.one_process()
 
 
 def randomly_args(seed: int | None, args: Sequence[str] = ()) -> list[str]:
@@ -179,7 +176,7 @@ def fixed_order_command(
     tests: Sequence[str], options: Sequence[str] = (), seed: int | None = None
 ) -> list[str]:
     """The command a person runs: ``tests`` in exactly this order, in one process."""
-    return [sys.executable, "-m", "pytest", *fixed_order_args(seed, options), *tests]
+    return commands.pytest_command([*fixed_order_args(seed, options), *tests])
 
 
 def probe_args(
@@ -238,7 +235,7 @@ class SubprocessProbes:
         if gone:
             raise NotCollected(gone)
         args, order, report = self.prepare(tests)
-        command = [sys.executable, "-m", "pytest", *args]
+        command = commands.pytest_command(args)
         try:
             done = subprocess.run(
                 command,

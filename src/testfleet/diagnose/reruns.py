@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testfleet import ordering
+from testfleet import commands, ordering
 from testfleet import report as reports
 from testfleet.diagnose.probes import randomly_args, xdist_off
 
@@ -67,16 +66,15 @@ def rerun_command(
     The node ids are on the command line: this is the command shown to a person. The
     reruns themselves pass them in an order file (``order_file_command``).
     """
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        *xdist_off(pytest_args),
-        *randomly_args(None, pytest_args),
-        *([f"--testfleet-report={report}"] if report is not None else []),
-        *pytest_args,
-        *nodeids,
-    ]
+    return commands.pytest_command(
+        [
+            *xdist_off(pytest_args),
+            *randomly_args(None, pytest_args),
+            *([f"--testfleet-report={report}"] if report is not None else []),
+            *pytest_args,
+            *nodeids,
+        ]
+    )
 
 
 def order_file_command(
@@ -90,30 +88,28 @@ def order_file_command(
     ordering.write_order_file(order, nodeids)
     files = ordering.unique(nodeid.split("::", 1)[0] for nodeid in nodeids)
     parallel = ["-n", str(workers), "--dist", "loadgroup"] if workers else xdist_off(pytest_args)
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        *parallel,
-        *randomly_args(None, pytest_args),
-        f"--testfleet-order-file={order}",
-        f"--testfleet-report={report}",
-        *pytest_args,
-        *files,
-    ]
+    return commands.pytest_command(
+        [
+            *parallel,
+            *randomly_args(None, pytest_args),
+            f"--testfleet-order-file={order}",
+            f"--testfleet-report={report}",
+            *pytest_args,
+            *files,
+        ]
+    )
 
 
 def suite_command(pytest_args: Sequence[str], report: Path) -> list[str]:
     """The whole suite, serially, in its own collection order."""
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        *xdist_off(pytest_args),
-        *randomly_args(None, pytest_args),
-        f"--testfleet-report={report}",
-        *pytest_args,
-    ]
+    return commands.pytest_command(
+        [
+            *xdist_off(pytest_args),
+            *randomly_args(None, pytest_args),
+            f"--testfleet-report={report}",
+            *pytest_args,
+        ]
+    )
 
 
 def shown(command: Sequence[str], tests: int) -> str:
