@@ -225,3 +225,11 @@ def test_predicted_wall_time_is_longest_first_on_the_least_loaded_worker() -> No
     assert lower_bound([8.0, 1.0, 1.0], 2) == 8.0
     assert lower_bound([2.0, 2.0, 2.0], 2) == 3.0
     assert lower_bound([], 4) == 0.0
+
+
+def test_a_large_suite_is_predicted_from_its_longest_tests_and_the_sum_of_the_rest() -> None:
+    many = [0.01] * 10_000
+    assert predict_makespan(many, 4) == pytest.approx(25.0)
+    assert predict_makespan([*many, 30.0], 8) == pytest.approx(30.0, abs=0.02)
+    assert predict_makespan([*many, 30.0], 4) == pytest.approx(32.5, abs=0.02)
+    assert predict_makespan([*many, 30.0], 2) == pytest.approx(65.0, abs=0.02)

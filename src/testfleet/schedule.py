@@ -15,6 +15,8 @@ from dataclasses import dataclass
 #: longest first. The rest keep their collection order, so that tests sharing a module
 #: or class fixture stay together on a worker, as with xdist's ``load``.
 LONG_SHARE = 50
+#: The longest tests placed one by one in a prediction; the shorter rest is spread evenly.
+EXACT_TESTS = 2000
 
 
 @dataclass(slots=True)
@@ -85,9 +87,13 @@ def predict_makespan(costs: Iterable[float], workers: int) -> float:
     if workers <= 1:
         return sum(ordered)
     loads = [0.0] * workers
-    for cost in ordered:
+    exact = ordered[:EXACT_TESTS]
+    for cost in exact:
         heapq.heapreplace(loads, loads[0] + cost)
-    return max(loads)
+    # The many short tests after the longest ones fill the workers up evenly: only their
+    # sum matters, and a 100,000-test report is predicted in milliseconds.
+    rest = sum(ordered[EXACT_TESTS:])
+    return max(max(loads), (sum(loads) + rest) / workers)
 
 
 def lower_bound(costs: Sequence[float], workers: int) -> float:
