@@ -75,10 +75,8 @@ def outcomes(report: Path) -> dict[str, str]:
     [
         # Flat package that is not installed, requirements files, test/.
         ("flat-requirements", 5),
-        # src layout, hatchling, tests/ with `-n auto` and xdist_group under --strict-markers
-        # in addopts: waits for the one-process runs to use `-n 0` instead of
-        # `-p no:xdist` (which makes that addopts an error) in the serial phase, the
-        # rollback and randomized.
+        # src layout, hatchling, tests/, `-n auto` and xdist_group under --strict-markers.
+        ("src-hatchling", 7),
     ],
 )
 def test_the_users_commands_pass_in_a_project_init_set_up(
