@@ -476,7 +476,7 @@ def _add_classify(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="rerun a run's failed tests: failure, parallel-only, flaky or order-dependent",
         description="Runs each failed test of the run again, serially after the tests that "
         "ran before it on its worker and alone, --runs times each, and classifies it. Adds "
-        "the reruns to REPORT as attempts 2, 3, ... and writes --output. Exit 0 when every "
+        "the reruns to REPORT as attempts 2, 3, ... and writes --json. Exit 0 when every "
         "failed test is flaky and the flaky tests are at most --threshold per cent of the "
         "tests, 1 otherwise, 2 on a usage or report error, 5 when no test failed. "
         "Arguments after -- go to pytest (options only: the node ids are added).",

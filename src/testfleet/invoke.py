@@ -98,7 +98,7 @@ def _report_and_diagnose(
         # it exits 0 only when all of them are flaky and fewer than the threshold.
         classification = shlex.quote(str(settings.get("classification")))
         diagnosis = c.run(
-            f"testfleet classify {report} --run-id {run_id} --output {classification} "
+            f"testfleet classify {report} --run-id {run_id} --json {classification} "
             f"--summary {summary} --step-summary",
             warn=True,
         )
