@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,17 @@ from testfleet.sharding import ShardSpec
 pytestmark = pytest.mark.filterwarnings(
     "ignore::pytest.PytestUnraisableExceptionWarning", "ignore::ResourceWarning"
 )
+
+
+@pytest.fixture(autouse=True)
+def collect_invokes_pipes() -> Iterator[None]:
+    """Collect those pipes before the test ends, while the filter above still applies.
+
+    Left to a later collection, they close in whichever test of the worker comes next
+    (another module, in a random order), where warnings are errors.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture
