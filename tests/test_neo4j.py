@@ -97,6 +97,21 @@ import pytest
 TOKEN = os.environ["TF_TOKEN"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def both_workers_started():
+    # The two workers wait for each other before their first test, so that their writes
+    # overlap however late one of them starts on a busy machine (TF_MEET is unset where
+    # one worker may get no test at all).
+    if not os.environ.get("TF_MEET"):
+        return
+    here = os.path.join(os.environ["TF_OUT"], "..", "meet")
+    os.makedirs(here, exist_ok=True)
+    open(os.path.join(here, os.environ.get("PYTEST_XDIST_WORKER", "main")), "w").close()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(here)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("n", range(4))
 def test_writer(neo4j_isolation, neo4j_session, n):
     label = neo4j_isolation.label
@@ -146,6 +161,7 @@ def test_two_workers_writing_the_same_label_see_only_their_own_nodes_and_leave_n
     inner: Path,
     neo4j_driver: neo4j.Driver,
     pytestconfig: pytest.Config,
+    monkeypatch: pytest.MonkeyPatch,
     token: str,
     strategy: str,
     dist: str,
@@ -154,6 +170,8 @@ def test_two_workers_writing_the_same_label_see_only_their_own_nodes_and_leave_n
     if reason is not None:
         pytest.skip(f"the server cannot do {strategy}: {reason}")
     pytester.makepyfile(test_writers=WRITERS)
+    if strategy != "group":
+        monkeypatch.setenv("TF_MEET", "1")
     result = run(pytester, "-n", "2", "--dist", dist, f"--testfleet-neo4j-strategy={strategy}")
     result.assert_outcomes(passed=4)
 

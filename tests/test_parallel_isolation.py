@@ -91,6 +91,27 @@ def all_workers_started():
         time.sleep(0.01)
 """
 
+# Each worker's first test of a kind waits, after clearing what it shares, until a
+# second worker's first test of that kind is there too: then both write at once and the
+# collision shows however the scheduler spread the tests or how busy the machine is.
+# With the helpers they meet too, and pass. Needs os, time and Path.
+MEET = """
+MET = set()
+
+
+def meet(kind):
+    if kind in MET or os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") == "1":
+        return
+    MET.add(kind)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "serial")
+    here = Path(__file__).parent / "meet" / run / kind
+    here.mkdir(parents=True, exist_ok=True)
+    (here / os.environ.get("PYTEST_XDIST_WORKER", "main")).touch()
+    deadline = time.monotonic() + 30
+    while len(list(here.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+"""
+
 CONFTEST = (
     """
 import itertools
@@ -123,7 +144,8 @@ def collection(request):
 """
 )
 
-TESTS = """
+TESTS = (
+    """
 import os
 import time
 from pathlib import Path
@@ -131,11 +153,14 @@ from pathlib import Path
 import pytest
 
 import app
-
+"""
+    + MEET
+    + """
 
 @pytest.mark.parametrize("n", range(10))
 def test_the_most_recent_session_is_mine(n):
     app.cleanup_sessions()
+    meet("sessions")
     mine = app.save_session(f"user{n}")
     for _ in range(8):
         time.sleep(0.01)
@@ -146,6 +171,7 @@ def test_the_most_recent_session_is_mine(n):
 @pytest.mark.parametrize("n", range(10))
 def test_my_collection_holds_what_i_inserted(collection, n):
     app.clear_collection(collection)
+    meet("collections")
     for i in range(6):
         app.insert(collection, f"{n}-{i}")
         time.sleep(0.01)
@@ -160,6 +186,7 @@ def test_names(testfleet_unique_name, n):
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     (names / f"{worker}-{os.getpid()}-{n}-{time.time_ns()}").write_text("\\n".join(made))
 """
+)
 
 
 @pytest.fixture
@@ -302,7 +329,8 @@ def people(request):
 """
 )
 
-PEOPLE_TESTS = """
+PEOPLE_TESTS = (
+    """
 import json
 import os
 import time
@@ -311,6 +339,13 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+"""
+    + MEET
+    + """
+# Under `group` a test holds the server's lock: a second worker could not meet it there.
+if os.environ.get("ISOLATE") == "group":
+    def meet(kind):
+        pass
 
 
 @pytest.fixture
@@ -332,6 +367,7 @@ def check(request):
 @pytest.mark.parametrize("n", range(4))
 def test_i_read_back_only_the_people_i_added(request, people, check, n):
     people.clear()
+    meet("read")
     mine = []
     for i in range(4):
         mine.append(people.add(f"{request.node.name}#{i}"))
@@ -343,6 +379,7 @@ def test_i_read_back_only_the_people_i_added(request, people, check, n):
 @pytest.mark.parametrize("n", range(4))
 def test_the_newest_person_is_mine(request, people, check, n):
     people.clear()
+    meet("newest")
     mine = []
     for i in range(4):
         mine.append(people.add(f"{request.node.name}#{i}"))
@@ -350,6 +387,7 @@ def test_the_newest_person_is_mine(request, people, check, n):
         newest = people.newest()
         check(newest == mine[-1], mine=mine, names=people.names(), newest=newest)
 """
+)
 
 
 @pytest.fixture
