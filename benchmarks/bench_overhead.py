@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from benchenv import clean_env
 
-from testfleet.timing import write_json_atomic
+from testfleet.atomic import write_json_atomic
 
 #: The most wall time ``--testfleet-report`` may add, in percent of a run without it.
 TARGET_PERCENT = 3.0

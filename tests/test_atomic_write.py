@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.timing import write_json_atomic
+from testfleet.atomic import write_json_atomic
 
 OLD = {"schema": "testfleet.timing/1", "old": True}
 
@@ -70,7 +70,7 @@ def test_a_process_killed_in_the_middle_of_writing_leaves_the_old_report(tmp_pat
         f"""
         import os
         from pathlib import Path
-        import testfleet.timing as timing
+        import testfleet.atomic as atomic
 
         real_fdopen = os.fdopen
 
@@ -87,7 +87,7 @@ def test_a_process_killed_in_the_middle_of_writing_leaves_the_old_report(tmp_pat
                 os._exit(9)
 
         os.fdopen = lambda fd, *a, **k: DiesHalfway(real_fdopen(fd, *a, **k))
-        timing.write_json_atomic(Path({str(target)!r}), {{"tests": list(range(10000))}})
+        atomic.write_json_atomic(Path({str(target)!r}), {{"tests": list(range(10000))}})
         """
     )
     result = subprocess.run([sys.executable, "-c", script], check=False)
@@ -107,7 +107,7 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.mark.parametrize("detached", [False, True])
 def test_the_git_commit_is_read_from_the_repository(tmp_path: Path, detached: bool) -> None:
-    from testfleet.timing import git_commit
+    from testfleet.records import git_commit
 
     git(tmp_path, "init", "-q")
     (tmp_path / "f").write_text("x")
@@ -125,14 +125,14 @@ def test_the_git_commit_is_read_from_the_repository(tmp_path: Path, detached: bo
 def test_no_git_commit_outside_a_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from testfleet.timing import git_commit
+    from testfleet.records import git_commit
 
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit(tmp_path) is None
 
 
 def test_appending_a_section_keeps_what_was_there(tmp_path: Path) -> None:
-    from testfleet.timing import append_text_atomic
+    from testfleet.atomic import append_text_atomic
 
     summary = tmp_path / "summary.md"
     append_text_atomic(summary, "## one\n")

@@ -24,7 +24,7 @@ import testfleet.invoke
 from testfleet import config, workers
 from testfleet.cli import build_parser, main
 from testfleet.diagnose import classify, classify_render
-from testfleet.timing import SCHEMA as TIMING_SCHEMA
+from testfleet.records import SCHEMA as TIMING_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 MATERIAL = ROOT / "tests" / "material" / "classify" / "wrong_on_purpose.py"

@@ -67,3 +67,22 @@ def test_an_unknown_dist_mode_names_the_choices() -> None:
     with pytest.raises(ValueError, match="'fast' is not a scheduling mode: use testfleet "):
         commands.check_dist("fast")
     assert commands.check_dist("worksteal") == "worksteal"
+
+
+def test_the_exit_statuses_are_pytests_own() -> None:
+    ours = {code.name: int(code) for code in commands.ExitCode}
+    assert ours == {name: int(pytest.ExitCode[name]) for name in ours}
+    assert len(ours) == 6
+
+
+def test_the_command_line_starts_without_importing_pytest() -> None:
+    # Every `testfleet run` and `testfleet report` pays for what its own process imports
+    # before the first pytest starts; pytest is a quarter of a second of it.
+    script = (
+        "import sys, testfleet.cli, testfleet.diagnose.bisect, testfleet.diagnose.classify; "
+        "print(sorted(m for m in sys.modules if m == 'pytest' or m.startswith('_pytest')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

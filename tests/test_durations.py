@@ -10,7 +10,7 @@ import pytest
 
 from testfleet import durations as durations_mod
 from testfleet.durations import load_durations, store_path, update_store
-from testfleet.timing import SCHEMA
+from testfleet.records import SCHEMA
 
 
 def write_report(path: Path, tests: dict[str, tuple[float, float | None]]) -> Path:

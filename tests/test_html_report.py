@@ -15,8 +15,9 @@ from invoke import MockContext, Result
 
 import chromium
 from testfleet import html_report, html_svg, report
+from testfleet.atomic import write_json_atomic
 from testfleet.cli import build_parser, main
-from testfleet.timing import TimingRecord, build_report, write_json_atomic
+from testfleet.records import TimingRecord, build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "reports" / "test-timing-baseline.json"

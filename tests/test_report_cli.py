@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from testfleet.cli import main
-from testfleet.timing import SCHEMA, summarize
+from testfleet.records import SCHEMA, summarize
 
 
 def make_test(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from testfleet import report
-from testfleet.timing import SCHEMA
+from testfleet.records import SCHEMA
 
 
 def write(path: Path, tests: list[dict[str, Any]]) -> Path:

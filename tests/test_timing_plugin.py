@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.timing import SCHEMA
+from testfleet.records import SCHEMA
 
 ReadReport = Callable[[Path], dict[str, Any]]
 

@@ -8,7 +8,7 @@ import pytest
 
 from testfleet import report, schedule_report, workercount
 from testfleet.durations import Durations
-from testfleet.timing import SCHEMA, summarize
+from testfleet.records import SCHEMA, summarize
 
 
 def suite(count: int, wall: float, cpu_share: float) -> Durations:

@@ -10,13 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testfleet import __version__, report, runner, workers
+from testfleet.atomic import append_text_atomic, write_json_atomic, write_text_atomic
 from testfleet.commands import DEFAULT_DIST, DIST_CHOICES, check_dist
-from testfleet.timing import (
-    append_text_atomic,
-    dumps_report,
-    write_json_atomic,
-    write_text_atomic,
-)
+from testfleet.records import dumps_report
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -788,7 +784,7 @@ def _add_combine(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _combine(args: argparse.Namespace) -> int:
     from testfleet import combine
-    from testfleet.timing import append_text_atomic
+    from testfleet.atomic import append_text_atomic
 
     loaded = [(str(path), report.load(path)) for path in args.reports]
     result = combine.combine(loaded)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testfleet.records import SCHEMA, summarize
 from testfleet.report import ReportError, combine_exit_statuses
-from testfleet.timing import SCHEMA, summarize
 from testfleet.workers import MAIN_WORKER
 
 FORMATS = ("text", "markdown", "json")

@@ -6,6 +6,7 @@ with the same interpreter; the only differences are spelled by the functions bel
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,21 @@ TESTFLEET_DIST = "testfleet"
 XDIST_MODES = ("load", "loadscope", "loadfile", "loadgroup", "worksteal", "each")
 DIST_CHOICES = (TESTFLEET_DIST, *XDIST_MODES)
 DEFAULT_DIST = TESTFLEET_DIST
+
+
+class ExitCode(enum.IntEnum):
+    """pytest's exit statuses (``pytest.ExitCode``), for the commands that start pytest.
+
+    The same numbers without importing pytest, which would add a quarter of a second to
+    every ``testfleet`` command before its first pytest even starts.
+    """
+
+    OK = 0
+    TESTS_FAILED = 1
+    INTERRUPTED = 2
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4
+    NO_TESTS_COLLECTED = 5
 
 
 def xdist_installed() -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testfleet.timing import write_text_atomic
+from testfleet.atomic import write_text_atomic
 
 #: Schema of the store file.
 STORE_SCHEMA = "testfleet.durations/1"

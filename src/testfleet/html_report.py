@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet import html_svg
-from testfleet.timing import OUTCOMES
+from testfleet.records import OUTCOMES
 
 ORDER_REPORT = Path("reports/order-dependence.json")
 CLASSIFICATION_REPORT = Path("reports/classification.json")

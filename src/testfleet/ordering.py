@@ -9,6 +9,9 @@ run stops with a usage error: the caller reads which ones, it never parses pytes
 
 `--testfleet-reverse` runs the collected tests in reverse order: a test that a later test
 pollutes, or that needs an earlier one, fails in that one run, whatever random seeds find.
+
+The pytest side of both options is in :mod:`testfleet.order_hooks`; this module is the
+order file itself, which the command line writes without importing pytest.
 """
 
 from __future__ import annotations
@@ -17,9 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import pytest
-
-from testfleet.timing import write_text_atomic
+from testfleet.atomic import write_text_atomic
 
 MISSING_SUFFIX = ".missing"
 
@@ -81,45 +82,3 @@ def arrange(
     chosen = set(wanted)
     others = [item for item in items if name(item) not in chosen]
     return kept, others, [nodeid for nodeid in wanted if nodeid not in by_id]
-
-
-def listed_id(item: pytest.Item) -> str:
-    """The node id reports list: without the ``@group`` xdist's loadgroup adds in workers."""
-    marker = item.get_closest_marker("xdist_group")
-    if marker is None:
-        return item.nodeid
-    suffix = f"@{marker.args[0] if marker.args else marker.kwargs.get('name', '')}"
-    return item.nodeid.removesuffix(suffix)
-
-
-class OrderHooks:
-    """The pytest side: registered by the plugin only when one of the two options is given."""
-
-    def __init__(self, order_file: Path | None) -> None:
-        # Read once, at configure time: a missing file is a usage error before collection.
-        self.order_file = order_file
-        try:
-            self.order = read_order_file(order_file) if order_file is not None else None
-        except ValueError as exc:
-            raise pytest.UsageError(f"--testfleet-order-file: {exc}") from None
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        # trylast: after every plugin that reorders or deselects (pytest-randomly, -k, -m).
-        if self.order is None:
-            items.reverse()
-            return
-        assert self.order_file is not None
-        kept, others, missing = arrange(items, self.order, listed_id)
-        if missing:
-            write_text_atomic(missing_file(self.order_file), "".join(f"{m}\n" for m in missing))
-            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-            raise pytest.UsageError(
-                f"testfleet: {len(missing)} node ids of {self.order_file} were not collected "
-                f"(listed in {missing_file(self.order_file)}): {shown}"
-            )
-        if others:
-            config.hook.pytest_deselected(items=others)
-        items[:] = kept

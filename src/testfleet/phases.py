@@ -20,7 +20,7 @@ from typing import Any
 from testfleet import closing, commands, workercount
 from testfleet import report as reports
 from testfleet import workers as workers_mod
-from testfleet.timing import write_json_atomic
+from testfleet.atomic import write_json_atomic
 
 #: pytest exit statuses that make a later phase pointless: interrupted, internal or usage error.
 FATAL_EXITS = (2, 3, 4)

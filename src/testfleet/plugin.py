@@ -15,7 +15,7 @@ import pytest
 from testfleet import (
     hookspecs,
     isolation,
-    ordering,
+    order_hooks,
     pools,
     scheduler_plugin,
     services,
@@ -200,7 +200,7 @@ def pytest_configure(config: pytest.Config) -> None:
     order_file = config.getoption("testfleet_order_file")
     if order_file or config.getoption("testfleet_reverse"):
         given = config.invocation_params.dir / order_file if order_file else None
-        config.pluginmanager.register(ordering.OrderHooks(given), ORDER_HOOKS_NAME)
+        config.pluginmanager.register(order_hooks.OrderHooks(given), ORDER_HOOKS_NAME)
     scheduler_plugin.register(config)
 
 

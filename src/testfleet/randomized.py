@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from testfleet import commands
 from testfleet import report as reports
+from testfleet.atomic import append_text_atomic, write_json_atomic, write_text_atomic
 from testfleet.diagnose.probes import xdist_off
-from testfleet.timing import append_text_atomic, write_json_atomic, write_text_atomic
 
 SEEDS_ENV = "TESTFLEET_SEEDS"
 DEFAULT_SEEDS = 3
@@ -36,9 +34,9 @@ ORDER_REPORT = Path("reports/order-dependence.json")
 REVERSED = "reversed"
 #: pytest exit statuses that make a later run pointless: interrupted, internal or usage error.
 FATAL_EXITS = (
-    pytest.ExitCode.INTERRUPTED,
-    pytest.ExitCode.INTERNAL_ERROR,
-    pytest.ExitCode.USAGE_ERROR,
+    commands.ExitCode.INTERRUPTED,
+    commands.ExitCode.INTERNAL_ERROR,
+    commands.ExitCode.USAGE_ERROR,
 )
 
 Echo = Callable[[str], None]
@@ -119,12 +117,12 @@ def run_randomized(
             "testfleet: error: pytest-randomly is not installed: pip install pytest-randomly",
             file=sys.stderr,
         )
-        return int(pytest.ExitCode.USAGE_ERROR)
+        return int(commands.ExitCode.USAGE_ERROR)
     report_dir.mkdir(parents=True, exist_ok=True)
     runs = plan(seeds, reverse)
     results = _run_all(runs, pytest_args, report_dir, echo)
     fatal = [int(r["exit_status"]) for r in results if r["exit_status"] in FATAL_EXITS]
-    failed = [r for r in results if r["exit_status"] == pytest.ExitCode.TESTS_FAILED]
+    failed = [r for r in results if r["exit_status"] == commands.ExitCode.TESTS_FAILED]
     write_json_atomic(report_dir / "seeds.json", {"seeds": results})
     echo(
         "testfleet: runs: " + ", ".join(f"{r['order']} (exit {r['exit_status']})" for r in results)
@@ -143,10 +141,10 @@ def run_randomized(
             jobs=jobs, max_tests=max_tests, max_victims=max_victims,
         )  # fmt: skip
     if failed:
-        return int(pytest.ExitCode.TESTS_FAILED)
-    if all(r["exit_status"] == pytest.ExitCode.NO_TESTS_COLLECTED for r in results):
-        return int(pytest.ExitCode.NO_TESTS_COLLECTED)
-    return int(pytest.ExitCode.OK)
+        return int(commands.ExitCode.TESTS_FAILED)
+    if all(r["exit_status"] == commands.ExitCode.NO_TESTS_COLLECTED for r in results):
+        return int(commands.ExitCode.NO_TESTS_COLLECTED)
+    return int(commands.ExitCode.OK)
 
 
 def _run_all(
@@ -200,7 +198,7 @@ def diagnose_runs(
         entry = {k: result[k] for k in ("order", "seed", "exit_status", "report")}
         entry["failed"] = []
         entries.append(entry)
-        if result["exit_status"] != pytest.ExitCode.TESTS_FAILED:
+        if result["exit_status"] != commands.ExitCode.TESTS_FAILED:
             # 0 and 5 have nothing to diagnose; 2, 3 and 4 wrote no report to read.
             continue
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet import schedule_report
-from testfleet.timing import OUTCOMES, PHASES, SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, summarize
+from testfleet.records import OUTCOMES, PHASES, SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, summarize
 
 FORMATS = ("text", "markdown", "json")
 
@@ -239,10 +239,6 @@ class Thresholds:
     seconds: float = 0.1
 
 
-def _file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
-
-
 def analyze(
     report: Mapping[str, Any],
     baseline: Mapping[str, Any] | None = None,
@@ -258,12 +254,26 @@ def analyze(
     per_marker: dict[str, list[float]] = defaultdict(list)
     per_file: dict[str, list[float]] = defaultdict(list)
     per_worker: dict[str, list[float]] = defaultdict(list)
+    unmarked = per_marker["(none)"]
+    # Markers lists repeat (load() shares equal ones): each is filtered once.
+    visible: dict[int, list[str]] = {}
     for test in tests:
         duration = float(test["duration"])
-        for marker in schedule_report.visible_markers(test.get("markers", [])) or ["(none)"]:
-            per_marker[marker].append(duration)
-        per_file[_file_of(test["nodeid"])].append(duration)
+        markers = test.get("markers")
+        if markers:
+            shown = visible.get(id(markers))
+            if shown is None:
+                shown = visible[id(markers)] = schedule_report.visible_markers(markers)
+            for marker in shown:
+                per_marker[marker].append(duration)
+            if not shown:
+                unmarked.append(duration)
+        else:
+            unmarked.append(duration)
+        per_file[test["nodeid"].partition("::")[0]].append(duration)
         per_worker[test["worker"]].append(duration)
+    if not unmarked:
+        del per_marker["(none)"]
     slowest = heapq.nlargest(max(top, 0), tests, key=lambda t: float(t["duration"]))
     result: dict[str, Any] = {
         "run": {
@@ -324,8 +334,12 @@ def compare(
     outcomes_before = _outcomes_by_id(baseline)
     slower: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    # One sorted pass over the tests of both: a 100,000-test comparison stays quick.
-    for nodeid in sorted(now.keys() & before.keys()):
+    # One pass over the tests of both, and only the few that changed sorted: a
+    # 100,000-test comparison stays quick.
+    for nodeid, new in now.items():
+        old = before.get(nodeid)
+        if old is None:
+            continue
         if outcomes_now[nodeid] != outcomes_before[nodeid]:
             changed.append(
                 {
@@ -334,7 +348,6 @@ def compare(
                     "current": outcomes_now[nodeid],
                 }
             )
-        old, new = before[nodeid], now[nodeid]
         if new - old >= thresholds.seconds and new >= old * thresholds.ratio:
             slower.append(
                 {
@@ -344,6 +357,8 @@ def compare(
                     "ratio": round(new / old, 2) if old > 0 else None,
                 }
             )
+    changed.sort(key=lambda row: row["nodeid"])
+    slower.sort(key=lambda row: row["nodeid"])
     slower.sort(key=lambda row: row["current"] - row["baseline"], reverse=True)
     return {
         "wall_seconds": round(wall_before, 6),
@@ -359,19 +374,15 @@ def compare(
 
 
 def _outcomes_by_id(report: Mapping[str, Any]) -> dict[str, str]:
-    # The first attempt is the run's own result; later ones are reruns.
-    outcomes: dict[str, str] = {}
-    for test in report["tests"]:
-        outcomes.setdefault(test["nodeid"], test["outcome"])
-    return outcomes
+    # The first attempt is the run's own result; later ones are reruns. Read backwards,
+    # the first attempt is the last one written.
+    return {test["nodeid"]: test["outcome"] for test in reversed(report["tests"])}
 
 
 def _durations_by_id(report: Mapping[str, Any]) -> dict[str, float]:
-    # With several attempts of a test, the last one stands for it.
-    durations: dict[str, float] = {}
-    for test in report["tests"]:
-        durations[test["nodeid"]] = float(test["duration"])
-    return durations
+    # With several attempts of a test, the last one stands for it. Durations are numbers
+    # already: load() checked them.
+    return {test["nodeid"]: test["duration"] for test in report["tests"]}
 
 
 def render(analysis: Mapping[str, Any], fmt: str) -> str:

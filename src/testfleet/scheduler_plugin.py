@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from testfleet import durations, workers
-from testfleet.timing import write_text_atomic
+from testfleet.atomic import write_text_atomic
 
 CONTROLLER_NAME = "testfleet-scheduler"
 WORKER_NAME = "testfleet-scheduler-meta"

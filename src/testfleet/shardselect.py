@@ -18,7 +18,8 @@ import pytest
 
 from testfleet import report as reports
 from testfleet import sharding
-from testfleet.timing import RUN_EXTRA_KEY, canonical_nodeid, write_json_atomic
+from testfleet.atomic import write_json_atomic
+from testfleet.timing import RUN_EXTRA_KEY, canonical_nodeid
 
 SPEC_KEY = pytest.StashKey[sharding.ShardSpec | None]()
 INFO_KEY = pytest.StashKey[dict[str, Any]]()

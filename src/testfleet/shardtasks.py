@@ -17,7 +17,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from testfleet import sharding
-from testfleet.timing import append_text_atomic
+from testfleet.atomic import append_text_atomic
 
 SHARDS_DIR = Path("reports/shards")
 SHARD_REPORT = "test-timing.json"

@@ -1,29 +1,30 @@
-"""Per-test timing records, their trip from xdist workers to the controller, and the report file."""
+"""Recording per-test timing in a pytest run, and the records' trip from xdist workers.
+
+What a report holds and how it is written are in :mod:`testfleet.records` and
+:mod:`testfleet.atomic`, which the command line uses without importing pytest.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import json
-import os
 import platform
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testfleet import __version__, workers
-
-SCHEMA_NAME = "testfleet.timing"
-SCHEMA_VERSION = 1
-SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
-PHASES = ("setup", "call", "teardown")
+from testfleet.atomic import write_json_atomic
+from testfleet.records import (
+    TimingRecord,
+    build_report,
+    cpu_seconds,
+    git_commit,
+)
 
 #: Key of the records in ``config.workeroutput``.
 WORKEROUTPUT_KEY = "testfleet_records"
@@ -40,236 +41,6 @@ REPORTABLE_EXITS = (
     pytest.ExitCode.TESTS_FAILED,
     pytest.ExitCode.NO_TESTS_COLLECTED,
 )
-
-
-def cpu_seconds() -> float:
-    """CPU seconds of this process and of the children it waited for, user and system."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-@dataclass(slots=True)
-class TimingRecord:
-    """One run of one test: its outcome and where its time went."""
-
-    nodeid: str
-    worker: str
-    outcome: str = "passed"
-    #: ``setup`` or ``teardown`` when the test errored outside its call.
-    error_phase: str | None = None
-    setup: float = 0.0
-    call: float = 0.0
-    teardown: float = 0.0
-    markers: list[str] = field(default_factory=list)
-    start: float = 0.0
-    stop: float = 0.0
-    attempt: int = 1
-    #: CPU seconds of the test's process and its waited-for children; None when unknown.
-    cpu: float | None = None
-
-    @property
-    def duration(self) -> float:
-        return self.setup + self.call + self.teardown
-
-    def add_report(self, report: pytest.TestReport) -> None:
-        """Fold one phase report (setup, call or teardown) into the record."""
-        when = report.when
-        if report.start and (not self.start or report.start < self.start):
-            self.start = report.start
-        if report.stop > self.stop:
-            self.stop = report.stop
-        if when == "setup":
-            self.setup += report.duration
-            if report.failed:
-                self.outcome, self.error_phase = "error", "setup"
-            elif report.skipped:
-                self.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-        elif when == "teardown":
-            self.teardown += report.duration
-            if report.failed:
-                # pytest counts a failing teardown as an error unless the test already failed.
-                self.error_phase = self.error_phase or "teardown"
-                if self.outcome not in ("failed", "error"):
-                    self.outcome = "error"
-        else:
-            # "call", or "???" for the report xdist makes up when a worker crashed.
-            self.call += report.duration
-            if report.failed:
-                self.outcome = "failed"
-            elif report.skipped:
-                self.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-            else:
-                self.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
-
-    def to_json(self) -> dict[str, Any]:
-        data = {
-            "nodeid": self.nodeid,
-            "outcome": self.outcome,
-            "error_phase": self.error_phase,
-            "duration": round(self.duration, 6),
-            "durations": {
-                "setup": round(self.setup, 6),
-                "call": round(self.call, 6),
-                "teardown": round(self.teardown, 6),
-            },
-            "markers": self.markers,
-            "worker": self.worker,
-            "start": round(self.start, 6),
-            "stop": round(self.stop, 6),
-            "attempt": self.attempt,
-        }
-        if self.cpu is not None:
-            data["cpu"] = round(self.cpu, 6)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TimingRecord:
-        durations = data["durations"]
-        return cls(
-            nodeid=str(data["nodeid"]),
-            worker=str(data["worker"]),
-            outcome=str(data["outcome"]),
-            error_phase=data.get("error_phase"),
-            setup=float(durations["setup"]),
-            call=float(durations["call"]),
-            teardown=float(durations["teardown"]),
-            markers=[str(m) for m in data.get("markers", [])],
-            start=float(data["start"]),
-            stop=float(data["stop"]),
-            attempt=int(data.get("attempt", 1)),
-            cpu=None if data.get("cpu") is None else float(data["cpu"]),
-        )
-
-
-def number_attempts(records: Iterable[TimingRecord]) -> list[TimingRecord]:
-    """Sort records by node id and number repeated runs of a test 1, 2, ... by start time."""
-    ordered = sorted(records, key=lambda r: (r.nodeid, r.start, r.worker))
-    previous = None
-    attempt = 0
-    for record in ordered:
-        attempt = attempt + 1 if record.nodeid == previous else 1
-        record.attempt = attempt
-        previous = record.nodeid
-    return ordered
-
-
-def summarize(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The ``summary`` block of a report: counts per outcome and the sum of durations."""
-    outcomes = dict.fromkeys(OUTCOMES, 0)
-    for test in tests:
-        outcomes[test["outcome"]] = outcomes.get(test["outcome"], 0) + 1
-    return {
-        "tests": len(tests),
-        "outcomes": outcomes,
-        "duration_sum": round(sum(float(t["duration"]) for t in tests), 6),
-    }
-
-
-def build_report(records: Iterable[TimingRecord], run: Mapping[str, Any]) -> dict[str, Any]:
-    """Assemble a report that follows the ``testfleet.timing/1`` contract."""
-    tests = [record.to_json() for record in number_attempts(records)]
-    return {"schema": SCHEMA, "run": dict(run), "tests": tests, "summary": summarize(tests)}
-
-
-def dumps_report(data: Mapping[str, Any]) -> str:
-    """JSON text of a report: one line per test, so that diffs of a baseline stay readable.
-
-    ``indent=`` would switch ``json`` to its pure-Python encoder, several times slower
-    on large reports; each line here goes through the C encoder.
-    """
-    encode = json.JSONEncoder(ensure_ascii=False).encode
-    lines = ["{"]
-    last = len(data) - 1
-    for index, (key, value) in enumerate(data.items()):
-        comma = "," if index < last else ""
-        if key == "tests" and isinstance(value, list) and value:
-            lines.append(f"  {encode(key)}: [")
-            lines.append(",\n".join(["    " + encode(test) for test in value]))
-            lines.append(f"  ]{comma}")
-        else:
-            lines.append(f"  {encode(key)}: {encode(value)}{comma}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON so that ``path`` holds either the old file or the whole new one.
-
-    The text goes to a temporary file in the same directory, is flushed to disk and
-    then renamed over ``path``; a failure at any point removes the temporary file.
-    """
-    text = (
-        dumps_report(data)
-        if isinstance(data, dict) and "tests" in data
-        else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    )
-    write_text_atomic(path, text)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename (see :func:`write_json_atomic`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file as 0600; a report is an ordinary file.
-        tmp.chmod(0o644)
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def append_text_atomic(path: Path, text: str) -> None:
-    """Add ``text`` at the end of ``path`` (created if missing), replacing it in one rename.
-
-    For sections of a summary that several commands write in turn: a reader never sees
-    half a section, and a failure leaves the file as it was.
-    """
-    try:
-        before = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        before = ""
-    if before and not before.endswith("\n"):
-        before += "\n"
-    write_text_atomic(path, before + text)
-
-
-def git_commit(cwd: Path) -> str | None:
-    """The checked-out commit of the repository at ``cwd``, or None when unknown."""
-    # Reading .git directly costs far less than starting git; anything unusual
-    # (worktrees, packed refs) is left to git itself.
-    for directory in (cwd, *cwd.parents):
-        head_file = directory / ".git" / "HEAD"
-        if head_file.is_file():
-            try:
-                head = head_file.read_text(encoding="utf-8").strip()
-                if not head.startswith("ref: "):
-                    return head or None
-                ref = directory / ".git" / head[5:]
-                if ref.is_file():
-                    return ref.read_text(encoding="utf-8").strip() or None
-            except OSError:
-                pass
-            break
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
 
 
 def canonical_nodeid(item: pytest.Item) -> str:

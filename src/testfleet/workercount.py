@@ -80,11 +80,29 @@ def predict(
     startup: float,
 ) -> float:
     """Predicted wall seconds of the tests (wall and CPU seconds each) on ``workers``."""
+    return _predict(_Suite(walls, cpus), workers, n_cores, startup)
+
+
+class _Suite:
+    """The tests' CPU seconds and waits, and their sums: computed once for every count."""
+
+    def __init__(self, walls: Sequence[float], cpus: Sequence[float]) -> None:
+        self.cpus = list(cpus)
+        self.waits = [max(wall - cpu, 0.0) for wall, cpu in zip(walls, cpus, strict=True)]
+        self.cpu_sum = sum(self.cpus)
+        #: The tests' seconds on at most one worker per core, when nothing stretches.
+        self.unstretched = [cpu + wait for cpu, wait in zip(self.cpus, self.waits, strict=True)]
+
+
+def _predict(suite: _Suite, workers: int, n_cores: int, startup: float) -> float:
     stretch = max(1.0, workers / n_cores)
-    stretched = [
-        cpu * stretch + max(wall - cpu, 0.0) for wall, cpu in zip(walls, cpus, strict=True)
-    ]
-    cpu_bound = sum(cpus) / n_cores
+    if stretch == 1.0:
+        stretched = suite.unstretched
+    else:
+        stretched = [
+            cpu * stretch + wait for cpu, wait in zip(suite.cpus, suite.waits, strict=True)
+        ]
+    cpu_bound = suite.cpu_sum / n_cores
     one_startup = startup * (stretch if workers > 1 else 1.0)
     return one_startup + max(predict_makespan(stretched, workers), cpu_bound)
 
@@ -93,12 +111,13 @@ def predictions(
     durations: Durations, n_cores: int, startup: float, most: int | None = None
 ) -> list[Prediction]:
     """Predicted wall time for 1 to ``most`` (default 2 * cores) workers."""
+    cpu_of = durations.cpu
     walls = list(durations.wall.values())
-    cpus = [min(durations.cpu.get(nodeid, wall), wall) for nodeid, wall in durations.wall.items()]
+    cpus = [min(cpu_of.get(nodeid, wall), wall) for nodeid, wall in durations.wall.items()]
+    suite = _Suite(walls, cpus)
     top = most if most is not None else 2 * n_cores
     return [
-        Prediction(w, round(predict(walls, cpus, w, n_cores, startup), 3))
-        for w in range(1, top + 1)
+        Prediction(w, round(_predict(suite, w, n_cores, startup), 3)) for w in range(1, top + 1)
     ]
 
 

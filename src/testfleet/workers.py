@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pytest
+if TYPE_CHECKING:
+    # Only for annotations: the command line imports this module, and pytest's import
+    # would add a quarter of a second to every `testfleet` command.
+    import pytest
 
 WORKERS_ENV = "PYTEST_WORKERS"
 RUN_ID_ENV = "TESTFLEET_RUN_ID"
@@ -16,7 +20,12 @@ MAIN_WORKER = "main"
 
 Workers = int | Literal["auto"]
 
-RUN_ID_KEY = pytest.StashKey[str]()
+
+@functools.cache
+def _run_id_key() -> pytest.StashKey[str]:
+    import pytest
+
+    return pytest.StashKey[str]()
 
 
 def parse_workers(text: str) -> Workers:
@@ -87,8 +96,8 @@ def run_id(config: pytest.Config) -> str:
         received = config.workerinput.get("testfleet_run_id")  # type: ignore[attr-defined]
         if received:
             return str(received)
-    existing = config.stash.get(RUN_ID_KEY, None)
+    existing = config.stash.get(_run_id_key(), None)
     if existing is None:
         existing = os.environ.get(RUN_ID_ENV, "").strip() or new_run_id()
-        config.stash[RUN_ID_KEY] = existing
+        config.stash[_run_id_key()] = existing
     return existing

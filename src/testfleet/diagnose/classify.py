@@ -30,6 +30,7 @@ from typing import Any
 
 from testfleet import ordering
 from testfleet import report as reports
+from testfleet.atomic import write_json_atomic
 from testfleet.diagnose import reruns
 from testfleet.diagnose.probes import xdist_off
 from testfleet.diagnose.reruns import (
@@ -40,7 +41,7 @@ from testfleet.diagnose.reruns import (
     rerun_command,
     run_quietly,
 )
-from testfleet.timing import summarize, write_json_atomic
+from testfleet.records import summarize
 from testfleet.workers import MAIN_WORKER
 
 __all__ = ["MISSING", "RerunError", "Runner", "rerun_command", "run_quietly"]

@@ -6,9 +6,9 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from testfleet.atomic import append_text_atomic
 from testfleet.diagnose.classify import CLASSES, THRESHOLD_ENV, Classification, Verdict
 from testfleet.diagnose.reruns import failed
-from testfleet.timing import append_text_atomic
 from testfleet.workers import WORKERS_ENV
 
 

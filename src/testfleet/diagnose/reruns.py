@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from testfleet import commands, ordering
 from testfleet import report as reports
 from testfleet.diagnose.probes import randomly_args, xdist_off
@@ -32,9 +30,9 @@ MISSING = "missing"
 FAILED_OUTCOMES = ("failed", "error")
 #: pytest exit statuses after which a rerun's outcomes cannot be trusted.
 BROKEN_EXITS = (
-    pytest.ExitCode.INTERRUPTED,
-    pytest.ExitCode.INTERNAL_ERROR,
-    pytest.ExitCode.USAGE_ERROR,
+    commands.ExitCode.INTERRUPTED,
+    commands.ExitCode.INTERNAL_ERROR,
+    commands.ExitCode.USAGE_ERROR,
 )
 #: Workers of the rerun beside the neighbours.
 BESIDE_WORKERS = 2

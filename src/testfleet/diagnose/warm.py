@@ -33,8 +33,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import pytest
-
 TIMED_OUT = None
 
 
@@ -52,6 +50,10 @@ def _write(out: IO[bytes], message: dict[str, Any]) -> None:
 
 def _preload(args: Sequence[str]) -> str | None:
     """Import what the probes will import; the error text, or None when it worked."""
+    # pytest is imported here, in the server: the client side of this module runs in the
+    # command line's own process, which never needs pytest.
+    import pytest
+
     sink = io.StringIO()
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -65,6 +67,8 @@ def _preload(args: Sequence[str]) -> str | None:
 
 def _child(args: list[str], log: str) -> None:
     """In the forked child: run one probe with its output in ``log``; never returns."""
+    import pytest
+
     status = 70  # EX_SOFTWARE, should pytest.main itself raise
     try:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from testfleet.atomic import write_text_atomic
 from testfleet.scaffold.detect import InitError
-from testfleet.timing import write_text_atomic
 
 CREATE = "create"
 UPDATE = "update"
