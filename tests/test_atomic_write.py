@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -131,6 +132,32 @@ def test_no_git_commit_outside_a_repository(
     assert git_commit(tmp_path) is None
 
 
+def test_outside_a_repository_no_git_process_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every run with a report asks for the commit: outside a repository that must not
+    # cost a process.
+    from testfleet.records import git_commit
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "git"
+    fake.write_text(f"#!/bin/sh\ntouch {tmp_path / 'git-started'}\necho 0123abcd\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    if any((parent / ".git").exists() for parent in work.parents):
+        pytest.skip("the temporary directory is inside a git repository")
+    assert git_commit(work) is None
+    assert not (tmp_path / "git-started").exists()
+    # A .git that is a file (a worktree, a submodule) is left to git itself.
+    (work / ".git").write_text("gitdir: elsewhere\n")
+    assert git_commit(work) == "0123abcd"
+    assert (tmp_path / "git-started").exists()
+
+
 def test_appending_a_section_keeps_what_was_there(tmp_path: Path) -> None:
     from testfleet.atomic import append_text_atomic
 
@@ -141,3 +168,29 @@ def test_appending_a_section_keeps_what_was_there(tmp_path: Path) -> None:
     append_text_atomic(summary, "## three\n")
     assert summary.read_text() == "## one\n## two\nno newline\n## three\n"
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "nodeid",
+    ["tests/test_a.py::test_plain", 'tests/test_a.py::test_p["}, {\\"nodeid\\": ", "é"]'],
+)
+def test_a_report_has_one_line_per_test_and_reads_back_as_written(
+    tmp_path: Path, nodeid: str
+) -> None:
+    from testfleet.records import TimingRecord, build_report
+
+    records = [
+        TimingRecord(nodeid=f"{nodeid}{index}", worker="gw0", call=0.5, markers=["slow"])
+        for index in range(3)
+    ]
+    report = build_report(records, {"wall_seconds": 1.0, "workers": 1})
+    target = tmp_path / "report.json"
+    write_json_atomic(target, report)
+    text = target.read_text(encoding="utf-8")
+    assert json.loads(text) == report
+    lines = text.splitlines()
+    test_lines = [line for line in lines if line.startswith('    {"nodeid": ')]
+    assert len(test_lines) == 3
+    assert [json.loads(line.rstrip(","))["nodeid"] for line in test_lines] == [
+        f"{nodeid}{index}" for index in range(3)
+    ]

@@ -139,8 +139,14 @@ def run_phases(
             )
             return reports.combine_exit_statuses(statuses) or 1
         loaded = [reports.load(phase.report) for phase in ran]
-        final = loaded[0] if len(loaded) == 1 else reports.merge(loaded, [p.name for p in ran])
-        write_json_atomic(report, final)
+        if len(loaded) == 1:
+            # The phase's report is the run's: moved into place in one rename (the scratch
+            # directory is beside it), not written again.
+            final = loaded[0]
+            ran[0].report.replace(report)
+        else:
+            final = reports.merge(loaded, [p.name for p in ran])
+            write_json_atomic(report, final)
     echo(f"testfleet: timing report of {final['summary']['tests']} tests written to {report}")
     echo(closing.closing_line(run_counts(loaded), time.monotonic() - started))
     return reports.combine_exit_statuses(statuses)

@@ -153,11 +153,17 @@ def build_report(records: Iterable[TimingRecord], run: Mapping[str, Any]) -> dic
     return {"schema": SCHEMA, "run": dict(run), "tests": tests, "summary": summarize(tests)}
 
 
+_BETWEEN_TESTS = '}, {"nodeid": '
+_BETWEEN_LINES = '},\n    {"nodeid": '
+
+
 def dumps_report(data: Mapping[str, Any]) -> str:
     """JSON text of a report: one line per test, so that diffs of a baseline stay readable.
 
     ``indent=`` would switch ``json`` to its pure-Python encoder, several times slower
-    on large reports; each line here goes through the C encoder.
+    on large reports. The tests go through the C encoder in one call, then each gets a
+    line of its own: the separator of two tests, ``}, {"nodeid": `` with its quotes
+    unescaped, cannot occur inside a JSON string.
     """
     encode = json.JSONEncoder(ensure_ascii=False).encode
     lines = ["{"]
@@ -166,7 +172,8 @@ def dumps_report(data: Mapping[str, Any]) -> str:
         comma = "," if index < last else ""
         if key == "tests" and isinstance(value, list) and value:
             lines.append(f"  {encode(key)}: [")
-            lines.append(",\n".join(["    " + encode(test) for test in value]))
+            body = encode(value)[1:-1].replace(_BETWEEN_TESTS, _BETWEEN_LINES)
+            lines.append("    " + body)
             lines.append(f"  ]{comma}")
         else:
             lines.append(f"  {encode(key)}: {encode(value)}{comma}")
@@ -179,18 +186,26 @@ def git_commit(cwd: Path) -> str | None:
     # Reading .git directly costs far less than starting git; anything unusual
     # (worktrees, packed refs) is left to git itself.
     for directory in (cwd, *cwd.parents):
-        head_file = directory / ".git" / "HEAD"
+        dot_git = directory / ".git"
+        if not dot_git.exists():
+            continue
+        head_file = dot_git / "HEAD"
         if head_file.is_file():
             try:
                 head = head_file.read_text(encoding="utf-8").strip()
                 if not head.startswith("ref: "):
                     return head or None
-                ref = directory / ".git" / head[5:]
+                ref = dot_git / head[5:]
                 if ref.is_file():
                     return ref.read_text(encoding="utf-8").strip() or None
             except OSError:
                 pass
-            break
+        break
+    else:
+        # No repository above cwd: starting git (a process, every run) would only say so,
+        # unless GIT_DIR points somewhere else.
+        if "GIT_DIR" not in os.environ:
+            return None
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
