@@ -157,3 +157,39 @@ def test_a_bad_table_stops_pytest_with_a_usage_error(pytester: pytest.Pytester) 
     result.stderr.fnmatch_lines(
         ["ERROR: *pyproject.toml: [[]tool.testfleet] pool_timeout = -1: -1 is out of range*"]
     )
+
+
+def test_a_command_builds_only_its_own_parser_and_help_lists_every_command() -> None:
+    # `testfleet run` must not pay for the imports of bisect's, the audit's and the
+    # history's parsers before it starts pytest.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from testfleet import cli; cli.build_parser('run'); "
+        "print(sorted(m for m in sys.modules if m.startswith(('testfleet.diagnose.audit', "
+        "'testfleet.history', 'testfleet.diagnose.bisect', 'importlib.metadata'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    from testfleet.cli import COMMANDS, build_parser
+
+    # A command's own line is indented four spaces; its help's next lines, further.
+    listing = build_parser().format_help().splitlines()
+    named = {line.split()[0] for line in listing if line.startswith("    ") and line[4] != " "}
+    assert named == set(COMMANDS)
+    assert len(COMMANDS) == 12
+
+
+def test_version_and_a_misspelt_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"testfleet {version('testfleet')}\n"
+    with pytest.raises(SystemExit) as stopped:
+        main(["rnu", "--workers", "2"])
+    assert stopped.value.code == 2
+    assert "invalid choice: 'rnu'" in capsys.readouterr().err

@@ -6,10 +6,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from testfleet import __version__, report, runner, workers
+from testfleet import report, runner, workers
 from testfleet.atomic import append_text_atomic, write_json_atomic, write_text_atomic
 from testfleet.commands import DEFAULT_DIST, DIST_CHOICES, check_dist
 from testfleet.records import dumps_report
@@ -64,14 +64,38 @@ def _dist(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: the installed version, read only when asked for (it costs an import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from testfleet import __version__
+
+        print(f"testfleet {__version__}")
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` the one command a run needs.
+
+    A command's parser imports what its defaults and help texts name (bisect, the
+    audit's rules, the history): a `testfleet run` builds its own and pays for no other.
+    """
     parser = argparse.ArgumentParser(
         prog="testfleet",
         description="Timing reports, phased parallel runs and randomized runs for pytest suites.",
     )
-    parser.add_argument("--version", action="version", version=f"testfleet {__version__}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, add in COMMANDS.items():
+        if only is None or name == only:
+            add(commands)
+    return parser
 
+
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = commands.add_parser(
         "report",
         help="summarize a timing report, optionally against a baseline",
@@ -127,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when a test got slower than in the baseline",
     )
+    show.set_defaults(handler=_report)
 
+
+def _add_merge(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     merge = commands.add_parser(
         "merge",
         help="join the reports of consecutive phases of one run into one report",
@@ -141,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument(
         "--output", "-o", type=Path, help="write the merged report here (atomically)"
     )
+    merge.set_defaults(handler=_merge)
 
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "run",
         help="run pytest on N workers, the `serial` tests last and alone; one timing report",
@@ -202,7 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"and the report this run replaces (default {DEFAULT_BASELINE} when it exists)",
     )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
+    run.set_defaults(handler=_run)
 
+
+def _add_randomized(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     randomized = commands.add_parser(
         "randomized",
         help="run the suite in reversed order, then in random orders; diagnose what fails",
@@ -264,19 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     randomized.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments"
     )
-    show.set_defaults(handler=_report)
-    merge.set_defaults(handler=_merge)
-    run.set_defaults(handler=_run)
     randomized.set_defaults(handler=_randomized)
-    _add_bisect(commands)
-    _add_classify(commands)
-    _add_audit(commands)
-    _add_config(commands)
-    _add_history(commands)
-    _add_init(commands)
-    _add_shard(commands)
-    _add_combine(commands)
-    return parser
 
 
 def _add_history(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -811,6 +832,23 @@ def _combine(args: argparse.Namespace) -> int:
     return EXIT_OK if result.complete else EXIT_FINDINGS
 
 
+#: Every command, in the order ``testfleet --help`` lists them.
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
+    "report": _add_report,
+    "merge": _add_merge,
+    "run": _add_run,
+    "randomized": _add_randomized,
+    "bisect": _add_bisect,
+    "classify": _add_classify,
+    "audit": _add_audit,
+    "config": _add_config,
+    "history": _add_history,
+    "init": _add_init,
+    "shard": _add_shard,
+    "combine": _add_combine,
+}
+
+
 def _step_summary() -> Path | None:
     """The file named by ``$GITHUB_STEP_SUMMARY``, when it is set."""
     name = os.environ.get(STEP_SUMMARY_ENV, "").strip()
@@ -828,8 +866,11 @@ def _error(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    # The command comes first: build only its parser. Anything else (--help, a typo)
+    # gets the whole command line, which lists every command.
+    only = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    args = build_parser(only).parse_args(arguments)
     try:
         return int(args.handler(args))
     except report.ReportError as exc:
