@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -142,7 +143,8 @@ def test_outside_a_repository_no_git_process_is_started(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "git"
-    fake.write_text(f"#!/bin/sh\ntouch {tmp_path / 'git-started'}\necho 0123abcd\n")
+    started = shlex.quote(str(tmp_path / "git-started"))
+    fake.write_text(f"#!/bin/sh\ntouch {started}\necho 0123abcd\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("GIT_DIR", raising=False)

@@ -78,8 +78,13 @@ def test_the_exit_statuses_are_pytests_own() -> None:
 def test_the_command_line_starts_without_importing_pytest() -> None:
     # Every `testfleet run` and `testfleet report` pays for what its own process imports
     # before the first pytest starts; pytest is a quarter of a second of it.
+    # Every command's parser is built and the options that are checked while parsing
+    # (a shard, a worker count, a dist) are parsed.
     script = (
-        "import sys, testfleet.cli, testfleet.diagnose.bisect, testfleet.diagnose.classify; "
+        "import sys, testfleet.cli as cli, testfleet.diagnose.bisect, "
+        "testfleet.diagnose.classify; "
+        "cli.build_parser().parse_args(['run', '--shard', '1/2', '--workers', 'auto', "
+        "'--dist', 'load']); "
         "print(sorted(m for m in sys.modules if m == 'pytest' or m.startswith('_pytest')))"
     )
     result = subprocess.run(

@@ -97,13 +97,16 @@ import pytest
 TOKEN = os.environ["TF_TOKEN"]
 
 
-@pytest.fixture(scope="session", autouse=True)
+MET = []
+
+
 def both_workers_started():
-    # The two workers wait for each other before their first test, so that their writes
-    # overlap however late one of them starts on a busy machine (TF_MEET is unset where
-    # one worker may get no test at all).
-    if not os.environ.get("TF_MEET"):
+    # Each worker's first test waits, after its isolation is set up (a database made, a
+    # label chosen), for the other's, so that their writes overlap however late one of
+    # them starts on a busy machine. TF_MEET is unset where they must not overlap.
+    if MET or not os.environ.get("TF_MEET"):
         return
+    MET.append(True)
     here = os.path.join(os.environ["TF_OUT"], "..", "meet")
     os.makedirs(here, exist_ok=True)
     open(os.path.join(here, os.environ.get("PYTEST_XDIST_WORKER", "main")), "w").close()
@@ -114,6 +117,7 @@ def both_workers_started():
 
 @pytest.mark.parametrize("n", range(4))
 def test_writer(neo4j_isolation, neo4j_session, n):
+    both_workers_started()
     label = neo4j_isolation.label
     began = time.time()
     neo4j_session.run(

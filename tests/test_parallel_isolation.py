@@ -91,16 +91,21 @@ def all_workers_started():
         time.sleep(0.01)
 """
 
-# Each worker's first test of a kind waits, after clearing what it shares, until a
-# second worker's first test of that kind is there too: then both write at once and the
-# collision shows however the scheduler spread the tests or how busy the machine is.
-# With the helpers they meet too, and pass. Needs os, time and Path.
+# In the runs without the helpers, each worker's first test of a kind waits, after
+# clearing what it shares, until a second worker's first test of that kind is there too:
+# then both write at once and the collision shows however the scheduler spread the tests
+# or how busy the machine is. With the helpers nothing waits: a worker that got no test
+# of a kind would keep the others waiting for nothing. Needs os, time and Path.
 MEET = """
 MET = set()
 
 
 def meet(kind):
-    if kind in MET or os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") == "1":
+    if (
+        kind in MET
+        or os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") == "1"
+        or os.environ.get("ISOLATE") not in ("0", "none")
+    ):
         return
     MET.add(kind)
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "serial")
@@ -342,10 +347,6 @@ HERE = Path(__file__).parent
 """
     + MEET
     + """
-# Under `group` a test holds the server's lock: a second worker could not meet it there.
-if os.environ.get("ISOLATE") == "group":
-    def meet(kind):
-        pass
 
 
 @pytest.fixture

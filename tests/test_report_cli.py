@@ -365,3 +365,28 @@ def test_an_output_path_that_is_a_directory_exits_2_with_one_line(
     assert lines[0].startswith("testfleet: error: ")
     assert str(tmp_path) in lines[0]
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_whole_numbers_in_a_report_come_out_as_seconds_like_any_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # JSON has one number type: a report written by another tool may say 3 for 3.0, and
+    # the analysis must not change its own output's types because of it.
+    def whole(nodeid: str, seconds: int) -> dict[str, Any]:
+        test = make_test(nodeid, seconds)
+        test.update(start=100, stop=100 + seconds, cpu=seconds)
+        test["durations"] = {"setup": 0, "call": seconds, "teardown": 0}
+        return test
+
+    before = tmp_path / "before.json"
+    after = tmp_path / "after.json"
+    before.write_text(json.dumps(make_report([whole("t.py::a", 1)], 2, 1, "serial")))
+    after.write_text(json.dumps(make_report([whole("t.py::a", 3)], 4, 1, "serial")))
+    assert main(["report", str(after), "--baseline", str(before), "--format", "json"]) == 0
+    analysis = json.loads(capsys.readouterr().out)
+    [slower] = analysis["baseline"]["slower"]
+    assert (slower["baseline"], slower["current"]) == (1.0, 3.0)
+    assert all(isinstance(slower[key], float) for key in ("baseline", "current"))
+    schedule = analysis["schedule"]
+    assert isinstance(schedule["test_span"], float)
+    assert isinstance(schedule["workers"][0]["busy"], float)

@@ -52,9 +52,9 @@ def _workers(text: str) -> workers.Workers:
 
 
 def _shard(text: str) -> str:
-    from testfleet import shardselect
+    from testfleet import sharding
 
-    return shardselect.shard_choice(text)
+    return sharding.shard_choice(text)
 
 
 def _dist(text: str) -> str:
@@ -704,12 +704,12 @@ def _add_shard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _shard_plan(args: argparse.Namespace) -> int:
     import tempfile
 
-    from testfleet import sharding, shardselect
+    from testfleet import sharding
 
     if args.durations is not None and not args.durations.is_file():
         return _error(f"--durations: {args.durations} does not exist: give a timing report")
     with tempfile.TemporaryDirectory(prefix="testfleet-plan-") as tmp:
-        document = shardselect.collect_plan(
+        document = sharding.collect_plan(
             args.plan, _pytest_args(args.pytest_args), args.durations, Path(tmp)
         )
     if args.format == "json":

@@ -143,7 +143,7 @@ def _from_report(data: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, f
 
 
 def _load_report(path: Path) -> dict[str, Any]:
-    # Imported here: report imports timing, and the plugin imports this module.
+    # Imported here: report imports this module (through the schedule section).
     from testfleet import report
 
     return report.load(path, fields=("nodeid", "duration", "cpu"))

@@ -19,6 +19,7 @@ from testfleet import (
     pools,
     scheduler_plugin,
     services,
+    sharding,
     shardselect,
     workers,
 )
@@ -118,7 +119,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--testfleet-shard",
         dest="testfleet_shard",
-        type=shardselect.shard_choice,
+        type=sharding.shard_choice,
         default=None,
         metavar="I/N",
         help="run shard I of N (I from 1), chosen from recorded durations so that the shards "

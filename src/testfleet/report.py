@@ -380,9 +380,9 @@ def _outcomes_by_id(report: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _durations_by_id(report: Mapping[str, Any]) -> dict[str, float]:
-    # With several attempts of a test, the last one stands for it. Durations are numbers
-    # already: load() checked them.
-    return {test["nodeid"]: test["duration"] for test in report["tests"]}
+    # With several attempts of a test, the last one stands for it. float(): a report
+    # written by another tool may hold whole numbers, and the output keeps one type.
+    return {test["nodeid"]: float(test["duration"]) for test in report["tests"]}
 
 
 def render(analysis: Mapping[str, Any], fmt: str) -> str:

@@ -38,14 +38,15 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
     spans: dict[str, list[float]] = {}
     first = float("inf")
     last = float("-inf")
-    # load() checked that these are numbers: no float() per field, no min()/max() calls.
+    # load() checked that these are numbers; float() keeps the output's types whatever
+    # wrote the report (whole numbers are valid JSON numbers too). No min()/max() calls.
     for test in tests:
-        nodeid, duration = test["nodeid"], test["duration"]
-        start, stop = test["start"], test["stop"]
+        nodeid, duration = test["nodeid"], float(test["duration"])
+        start, stop = float(test["start"]), float(test["stop"])
         wall[nodeid] = duration
         test_cpu = test.get("cpu")
         if test_cpu is not None:
-            cpu[nodeid] = test_cpu
+            cpu[nodeid] = float(test_cpu)
         if start and start < first:
             first = start
         if stop > last:

@@ -12,10 +12,14 @@ no prediction: they are spread by count, each unit to the shard with the fewest 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import os
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SHARD_ENV = "TESTFLEET_SHARD"
@@ -265,3 +269,43 @@ def render_plan(document: Mapping[str, Any], fmt: str = "text") -> str:
         over = max(0.0, 100 * (max(seconds) / mean - 1))
         lines.append(f"longest shard {max(seconds):.2f} s, {over:.1f} % over the mean")
     return "\n".join(lines) + "\n"
+
+
+def shard_choice(text: str) -> str:
+    """Validate ``--testfleet-shard`` early, so that a typo is a usage error."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return str(parse_shard(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def collect_plan(
+    total: int, pytest_args: Sequence[str], durations: Path | None, scratch: Path
+) -> dict[str, Any]:
+    """Collect the suite in a child pytest and return the plan for ``total`` shards."""
+    out = scratch / "plan.json"
+    # Imported here: commands is needed only for this child pytest.
+    from testfleet import commands
+
+    command = commands.pytest_command(
+        [
+            "--collect-only",
+            "-q",
+            "--testfleet-shard",
+            f"1/{total}",
+            "--testfleet-shard-plan",
+            str(out.resolve()),
+            *(["--testfleet-shard-durations", str(durations)] if durations is not None else []),
+            *pytest_args,
+        ]
+    )
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode not in (0, 5) or not out.is_file():
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise ValueError(
+            f"collecting the suite failed (pytest exit status {result.returncode}):\n{tail}"
+        )
+    plan: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return plan

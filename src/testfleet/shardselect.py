@@ -8,7 +8,6 @@ the timing report's ``run.shard``, where `testfleet combine` checks the shards f
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,16 +26,6 @@ INFO_KEY = pytest.StashKey[dict[str, Any]]()
 WORKEROUTPUT_KEY = "testfleet_shard"
 SHARD_ENV = sharding.SHARD_ENV
 DEFAULT_DURATIONS = Path("reports/test-timing-baseline.json")
-
-
-def shard_choice(text: str) -> str:
-    """Validate ``--testfleet-shard`` early, so that a typo is a usage error."""
-    if text.strip().lower() == sharding.AUTO:
-        return sharding.AUTO
-    try:
-        return str(sharding.parse_shard(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def configure(config: pytest.Config) -> sharding.ShardSpec | None:
@@ -166,34 +155,3 @@ def summary_line(info: Mapping[str, Any]) -> str:
 def lines_for(config: pytest.Config) -> Sequence[str]:
     info = config.stash.get(INFO_KEY, None)
     return [summary_line(info)] if info else []
-
-
-def collect_plan(
-    total: int, pytest_args: Sequence[str], durations: Path | None, scratch: Path
-) -> dict[str, Any]:
-    """Collect the suite in a child pytest and return the plan for ``total`` shards."""
-    import subprocess
-    import sys
-
-    out = scratch / "plan.json"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--collect-only",
-        "-q",
-        "--testfleet-shard",
-        f"1/{total}",
-        "--testfleet-shard-plan",
-        str(out.resolve()),
-        *(["--testfleet-shard-durations", str(durations)] if durations is not None else []),
-        *pytest_args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode not in (0, 5) or not out.is_file():
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise ValueError(
-            f"collecting the suite failed (pytest exit status {result.returncode}):\n{tail}"
-        )
-    plan: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return plan

@@ -213,7 +213,8 @@ class TimingRecorder:
         if cache is None:
             # -p no:cacheprovider
             return
-        # Imported here: durations reads reports, which imports this module.
+        # Imported here: only runs with a cache need it, and it brings in the report
+        # reader, which a run that writes no report never loads.
         from testfleet import durations
 
         try:

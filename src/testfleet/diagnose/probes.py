@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testfleet import commands, ordering
+from testfleet.diagnose import warm
 
 #: Options that would stop a probe before the victim runs, or that need the cache plugin
 #: the probes switch off; each maps to whether it takes a separate value.
@@ -289,10 +290,6 @@ class WarmProbes(SubprocessProbes):
         base = cwd or Path.cwd()
         files = ordering.unique(nodeid.split("::", 1)[0] for nodeid in order)
         present = [f for f in files if (base / f).exists()]
-        # Imported here: the warm server imports pytest, which the command line otherwise
-        # never needs in its own process.
-        from testfleet.diagnose import warm
-
         self.server = warm.Server([*fixed_order_args(seed, self.options), *present], cwd)
         #: CPU seconds and wall seconds of each probe, to choose how many run at once.
         self.costs: list[tuple[float, float]] = []
