@@ -11,6 +11,11 @@ OUTER_VARIABLES = (
     "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
     "PYTEST_WORKERS",
     "PYTEST_XDIST_AUTO_NUM_WORKERS",
+    # Set on some CI images and sandboxes: no .pyc files are written, so every process
+    # compiles an editable install's modules again (tens of ms each) while the packages pip
+    # installed kept theirs. A user's installed testfleet has its bytecode: the warm-up
+    # runs write it here too.
+    "PYTHONDONTWRITEBYTECODE",
 )
 
 
