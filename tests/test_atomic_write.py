@@ -196,3 +196,32 @@ def test_a_report_has_one_line_per_test_and_reads_back_as_written(
     assert [json.loads(line.rstrip(","))["nodeid"] for line in test_lines] == [
         f"{nodeid}{index}" for index in range(3)
     ]
+
+
+def test_the_text_a_run_writes_is_the_report_of_its_records() -> None:
+    # The recorder writes its report straight from the records; readers and baselines
+    # rely on it being exactly the documented report, formatting included.
+    from testfleet.records import TimingRecord, build_report, dumps_report, report_text
+
+    records = [
+        TimingRecord(nodeid="t.py::b", worker="gw1", call=0.1234567891, start=10.5, stop=10.7),
+        # Two attempts of one test, the later one first: numbered by start time.
+        TimingRecord(nodeid="t.py::a", worker="gw0", outcome="failed", call=1 / 3, start=20.0),
+        TimingRecord(
+            nodeid='t.py::a[é"\\\\]',
+            worker="gw0",
+            outcome="error",
+            error_phase="setup",
+            setup=2.5e-7,
+            markers=["slow", "ünï"],
+            start=5.0,
+            cpu=0.01,
+        ),
+        TimingRecord(nodeid="t.py::a", worker="gw1", outcome="passed", call=3.0, start=1.0),
+        TimingRecord(nodeid="t.py::c", worker="main", setup=0, call=0, teardown=0, cpu=0.0),
+    ]
+    run = {"id": "abc", "wall_seconds": 1.5, "workers": 2, "args": ["-k", "ü"], "seed": None}
+    expected = dumps_report(build_report([*records], run))
+    assert report_text(records, run) == expected
+    assert json.loads(expected)["summary"]["tests"] == 5
+    assert report_text([], run) == dumps_report(build_report([], run))

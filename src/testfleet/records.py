@@ -11,6 +11,7 @@ import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,20 +56,25 @@ class TimingRecord:
 
     def add_report(self, report: pytest.TestReport) -> None:
         """Fold one phase report (setup, call or teardown) into the record."""
+        # Three calls per test at the end of every run with a report: the report's
+        # attributes are read once each, and ``wasxfail`` (set on the report by pytest's
+        # skipping plugin) is looked up in its __dict__, not by a failing getattr.
         when = report.when
-        if report.start and (not self.start or report.start < self.start):
-            self.start = report.start
+        outcome = report.outcome
+        start = report.start
+        if start and (not self.start or start < self.start):
+            self.start = start
         if report.stop > self.stop:
             self.stop = report.stop
         if when == "setup":
             self.setup += report.duration
-            if report.failed:
+            if outcome == "failed":
                 self.outcome, self.error_phase = "error", "setup"
-            elif report.skipped:
-                self.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+            elif outcome == "skipped":
+                self.outcome = "xfailed" if "wasxfail" in report.__dict__ else "skipped"
         elif when == "teardown":
             self.teardown += report.duration
-            if report.failed:
+            if outcome == "failed":
                 # pytest counts a failing teardown as an error unless the test already failed.
                 self.error_phase = self.error_phase or "teardown"
                 if self.outcome not in ("failed", "error"):
@@ -76,12 +82,12 @@ class TimingRecord:
         else:
             # "call", or "???" for the report xdist makes up when a worker crashed.
             self.call += report.duration
-            if report.failed:
+            if outcome == "failed":
                 self.outcome = "failed"
-            elif report.skipped:
-                self.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+            elif outcome == "skipped":
+                self.outcome = "xfailed" if "wasxfail" in report.__dict__ else "skipped"
             else:
-                self.outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
+                self.outcome = "xpassed" if "wasxfail" in report.__dict__ else "passed"
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -151,6 +157,66 @@ def build_report(records: Iterable[TimingRecord], run: Mapping[str, Any]) -> dic
     """Assemble a report that follows the ``testfleet.timing/1`` contract."""
     tests = [record.to_json() for record in number_attempts(records)]
     return {"schema": SCHEMA, "run": dict(run), "tests": tests, "summary": summarize(tests)}
+
+
+def report_text(records: Iterable[TimingRecord], run: Mapping[str, Any]) -> str:
+    """``dumps_report(build_report(records, run))``, written straight from the records.
+
+    What every run with ``--testfleet-report`` pays at its end: no dict per test and no
+    second pass to encode them; a test checks that the text is the same.
+    """
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    # Outcomes, workers and marker lists repeat from test to test: each encoded once.
+    seen: dict[Any, str] = {}
+
+    def text(value: str) -> str:
+        found = seen.get(value)
+        if found is None:
+            found = seen[value] = encode_basestring(value)
+        return found
+
+    def markers(names: list[str]) -> str:
+        if not names:
+            return "[]"
+        key = tuple(names)
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = encode(names)
+        return found
+
+    lines = []
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    # 0, not 0.0: summarize() sums with sum(), whose empty sum is the int 0.
+    duration_sum: float = 0
+    for r in number_attempts(records):
+        duration = round(r.duration, 6)
+        duration_sum += duration
+        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+        error_phase = "null" if r.error_phase is None else text(r.error_phase)
+        cpu = "" if r.cpu is None else f', "cpu": {round(r.cpu, 6)!r}'
+        lines.append(
+            f'    {{"nodeid": {encode_basestring(r.nodeid)}, "outcome": {text(r.outcome)}, '
+            f'"error_phase": {error_phase}, "duration": {duration!r}, "durations": '
+            f'{{"setup": {round(r.setup, 6)!r}, "call": {round(r.call, 6)!r}, '
+            f'"teardown": {round(r.teardown, 6)!r}}}, "markers": {markers(r.markers)}, '
+            f'"worker": {text(r.worker)}, "start": {round(r.start, 6)!r}, '
+            f'"stop": {round(r.stop, 6)!r}, "attempt": {r.attempt!r}{cpu}}}'
+        )
+    summary = {"tests": len(lines), "outcomes": outcomes, "duration_sum": round(duration_sum, 6)}
+    tests = ['  "tests": [', ",\n".join(lines), "  ],"] if lines else ['  "tests": [],']
+    return (
+        "\n".join(
+            [
+                "{",
+                f'  "schema": {encode(SCHEMA)},',
+                f'  "run": {encode(dict(run))},',
+                *tests,
+                f'  "summary": {encode(summary)}',
+                "}",
+            ]
+        )
+        + "\n"
+    )
 
 
 _BETWEEN_TESTS = '}, {"nodeid": '

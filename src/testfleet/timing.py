@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from testfleet import __version__, workers
-from testfleet.atomic import write_json_atomic
+from testfleet.atomic import write_text_atomic
 from testfleet.records import (
     TimingRecord,
-    build_report,
     cpu_seconds,
     git_commit,
+    report_text,
 )
 
 #: Key of the records in ``config.workeroutput``.
@@ -96,11 +96,10 @@ class TimingRecorder:
         self._me = workers.worker_id(config)
         self._open: dict[str, TimingRecord] = {}
         self._done: list[TimingRecord] = []
+        self._pending: list[tuple[pytest.TestReport, float]] = []
         self._from_workers: list[TimingRecord] = []
         self._forwarded: dict[str, list[pytest.TestReport]] = {}
         self._workers_seen: set[str] = set()
-        # CPU time is read once per test, when its last report arrives: the difference
-        # from the previous test's is this test's, with no hook of its own.
         self._cpu_mark = cpu_seconds()
         self._collected_at: float | None = None
         self._worker_ready: dict[str, float] = {}
@@ -113,23 +112,34 @@ class TimingRecorder:
     # -- processes that run tests ----------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        node = getattr(report, "node", None)
+        # Three calls per test: only kept here, folded into records at the end in one
+        # tight loop (see _fold_pending), which costs a third of folding as they come.
+        node = report.__dict__.get("node")
         if node is not None:
             # The controller of an xdist run: the worker's own record is on its way.
             worker = str(node.workerinput["workerid"])
             self._forwarded.setdefault(worker, []).append(report)
             return
-        # The common case, inline: this runs three times per test.
-        record = self._open.get(report.nodeid)
-        if record is None or report.when == "setup":
-            self._fold(report, self._me, self._open, self._done, None)
-            return
-        record.add_report(report)
-        if report.when != "call":
-            now = cpu_seconds()
-            record.cpu = now - self._cpu_mark
-            self._cpu_mark = now
-            self._done.append(self._open.pop(report.nodeid))
+        when = report.when
+        # CPU time is read once per test, when its last report arrives: the difference
+        # from the previous test's is this test's, with no hook of its own.
+        self._pending.append((report, cpu_seconds() if when != "setup" and when != "call" else 0.0))
+
+    def _fold_pending(self) -> None:
+        """Fold the reports kept by pytest_runtest_logreport into records, in their order."""
+        pending, self._pending = self._pending, []
+        open_records, done, me = self._open, self._done, self._me
+        for report, cpu in pending:
+            nodeid = report.nodeid
+            record = open_records.get(nodeid)
+            if record is None or report.when == "setup":
+                self._fold(report, me, open_records, done, None)
+                continue
+            record.add_report(report)
+            if report.when != "call":
+                record.cpu = cpu - self._cpu_mark
+                self._cpu_mark = cpu
+                done.append(open_records.pop(nodeid))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._collected_at = time.time()
@@ -157,6 +167,7 @@ class TimingRecorder:
             done.append(open_records.pop(nodeid))
 
     def records(self) -> list[TimingRecord]:
+        self._fold_pending()
         return [*self._done, *self._open.values()]
 
     def _describe_from_items(self, items: Sequence[pytest.Item]) -> None:
@@ -202,8 +213,7 @@ class TimingRecorder:
                 self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
                 return
             records = self.final_records()
-            report = build_report(records, self.run_metadata(exitstatus))
-            write_json_atomic(self.path, report)
+            write_text_atomic(self.path, report_text(records, self.run_metadata(exitstatus)))
             self._update_duration_store(records)
         self.written = self.path
 
