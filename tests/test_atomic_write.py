@@ -225,3 +225,24 @@ def test_the_text_a_run_writes_is_the_report_of_its_records() -> None:
     assert report_text(records, run) == expected
     assert json.loads(expected)["summary"]["tests"] == 5
     assert report_text([], run) == dumps_report(build_report([], run))
+
+
+def test_a_record_crosses_from_a_worker_to_the_controller_unchanged() -> None:
+    from testfleet.records import TimingRecord
+
+    record = TimingRecord(
+        nodeid="t.py::é[1]",
+        worker="gw3",
+        outcome="xfailed",
+        error_phase="teardown",
+        setup=0.1234567891,
+        call=2.0,
+        teardown=1e-9,
+        markers=["slow", "serial"],
+        start=1796101497.2241049,
+        stop=1796101499.5,
+        attempt=2,
+        cpu=0.75,
+    )
+    assert TimingRecord.from_wire(json.loads(json.dumps(record.to_wire()))) == record
+    assert TimingRecord.from_wire(TimingRecord(nodeid="a", worker="b").to_wire()).cpu is None

@@ -110,6 +110,28 @@ class TimingRecord:
             data["cpu"] = round(self.cpu, 6)
         return data
 
+    def to_wire(self) -> list[Any]:
+        """The record for its trip from an xdist worker to the controller: the fields in
+        order, unrounded (rounding is for the report, done once, by the controller)."""
+        return [
+            self.nodeid,
+            self.worker,
+            self.outcome,
+            self.error_phase,
+            self.setup,
+            self.call,
+            self.teardown,
+            self.markers,
+            self.start,
+            self.stop,
+            self.attempt,
+            self.cpu,
+        ]
+
+    @classmethod
+    def from_wire(cls, row: Sequence[Any]) -> TimingRecord:
+        return cls(*row)
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TimingRecord:
         durations = data["durations"]

@@ -203,7 +203,7 @@ class TimingRecorder:
             if workers.is_worker(self.config):
                 # One JSON string crosses execnet far faster than a list of dicts.
                 output = self.config.workeroutput  # type: ignore[attr-defined]
-                output[WORKEROUTPUT_KEY] = json.dumps([r.to_json() for r in self.records()])
+                output[WORKEROUTPUT_KEY] = json.dumps([r.to_wire() for r in self.records()])
                 output[DEFERRED_KEY] = self.serial_deferred()
                 return
             if self.config.option.collectonly:
@@ -287,8 +287,9 @@ class TimingRecorder:
             self._deferred_by_workers, int(workeroutput.get(DEFERRED_KEY, 0))
         )
         self._forwarded.pop(worker, None)
-        for data in json.loads(workeroutput[WORKEROUTPUT_KEY]):
-            self._from_workers.append(TimingRecord.from_json(data))
+        self._from_workers.extend(
+            TimingRecord.from_wire(row) for row in json.loads(workeroutput[WORKEROUTPUT_KEY])
+        )
 
     def final_records(self) -> list[TimingRecord]:
         """The workers' records, the controller's fallback for crashed ones, or our own."""
