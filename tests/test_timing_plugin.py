@@ -433,3 +433,43 @@ def test_report_is_valid_json_with_sorted_keys_of_the_contract(
         "stop",
         "attempt",
     } <= set(data["tests"][0])
+
+
+@pytest.mark.skipif(
+    not Path("/proc/thread-self/schedstat").is_file(), reason="Linux's schedstat is needed"
+)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_report_tells_how_long_the_tests_waited_for_a_free_core(
+    pytester: pytest.Pytester, read_report: ReadReport, workers: int
+) -> None:
+    # Each test computes for a quarter of a second: enough CPU time to measure, on the
+    # process that ran it (the workers under xdist, not the controller).
+    pytester.makepyfile(
+        """
+        import time
+
+        def burn():
+            end = time.process_time() + 0.25
+            while time.process_time() < end:
+                pass
+
+        def test_a():
+            burn()
+
+        def test_b():
+            burn()
+        """
+    )
+    run(pytester, *worker_args(workers), "--testfleet-report", "r.json").assert_outcomes(passed=2)
+    stretch = read_report(pytester.path / "r.json")["run"]["cpu_stretch"]
+    assert isinstance(stretch, float)
+    # At least 1: the time on a CPU, plus any wait for one (however busy the machine).
+    assert 1.0 <= stretch < 50
+
+
+def test_a_run_with_too_little_cpu_work_to_tell_leaves_the_stretch_unknown(
+    pytester: pytest.Pytester, read_report: ReadReport
+) -> None:
+    pytester.makepyfile("def test_a(): pass\n")
+    run(pytester, "-p", "no:xdist", "--testfleet-report", "r.json").assert_outcomes(passed=1)
+    assert read_report(pytester.path / "r.json")["run"]["cpu_stretch"] is None

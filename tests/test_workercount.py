@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testfleet import report, schedule_report, workercount
 from testfleet.durations import Durations
-from testfleet.records import SCHEMA, summarize
+from testfleet.records import SCHEMA, TimingRecord, report_text, summarize
 
 
 def suite(count: int, wall: float, cpu_share: float) -> Durations:
@@ -29,6 +30,37 @@ def test_a_suite_that_waits_gets_more_workers_than_cores() -> None:
     choice = workercount.choose(suite(200, 0.1, 0.02), startup=0.5, n_cores=2)
     assert choice.workers == 4
     assert "from 200 timed tests" in choice.describe()
+
+
+def test_a_cpu_bound_suite_timed_on_a_busy_machine_gets_no_more_workers_than_cores() -> None:
+    # Timed while other processes held the cores: each test's wall time is 1.6 times its
+    # CPU time. Taken for sleeps, those waits would ask for more workers than cores.
+    busy = suite(200, 0.16, 1 / 1.6)
+    assert workercount.choose(busy, startup=0.5, n_cores=2).workers > 2
+    choice = workercount.choose(busy, startup=0.5, n_cores=2, stretch=1.6)
+    assert choice.workers == 2
+    # A suite that really sleeps keeps its extra workers however busy the machine was.
+    sleepy = suite(200, 0.16, 0.05)
+    assert workercount.choose(sleepy, startup=0.5, n_cores=2, stretch=1.6).workers == 4
+
+
+def test_the_wait_for_a_core_is_read_from_a_report_run_block(tmp_path: Path) -> None:
+    assert workercount.stretch_from_report({"cpu_stretch": 1.4}) == 1.4
+    # Below 1 cannot be measured; unknown or malformed values are not used.
+    assert workercount.stretch_from_report({"cpu_stretch": 0.9}) == 1.0
+    for run in ({}, {"cpu_stretch": None}, {"cpu_stretch": "2"}, {"cpu_stretch": True}):
+        assert workercount.stretch_from_report(run) is None
+    # `testfleet run --workers auto` reads it from the report its durations come from.
+    records = [
+        TimingRecord(nodeid=f"t.py::test_{i}", worker="gw0", call=0.16, cpu=0.1) for i in range(200)
+    ]
+    for name, stretch in (("calm.json", None), ("busy.json", 1.6)):
+        run = {"workers": 2, "wall_seconds": 20.0, "cpu_stretch": stretch}
+        (tmp_path / name).write_text(report_text(records, run), encoding="utf-8")
+    calm = workercount.choose_from(tmp_path, [tmp_path / "calm.json"], n_cores=2)
+    busy = workercount.choose_from(tmp_path, [tmp_path / "busy.json"], n_cores=2)
+    assert "from 200 timed tests" in calm.describe()
+    assert (calm.workers, busy.workers) == (4, 2)
 
 
 def test_tests_without_cpu_measurements_count_as_cpu_bound() -> None:

@@ -31,6 +31,36 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
+#: Linux's scheduler statistics of the calling thread: nanoseconds on a CPU, nanoseconds
+#: runnable but waiting for one, time slices.
+SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def core_seconds() -> tuple[float, float] | None:
+    """Seconds this thread has run on a CPU and waited for one, or None off Linux.
+
+    A test's CPU time does not show how long it waited for a core while other processes
+    had them, yet that wait is in its wall time; :mod:`testfleet.workercount` must not
+    take it for a sleep that more workers would overlap.
+    """
+    try:
+        with open(SCHEDSTAT, "rb") as handle:
+            fields = handle.read().split()
+        return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_stretch(on_cpu: float, waited: float) -> float | None:
+    """How much longer CPU work took than its CPU time, for lack of a free core, or None.
+
+    None below a tenth of a CPU second: too little work to tell.
+    """
+    if on_cpu < 0.1:
+        return None
+    return round((on_cpu + max(waited, 0.0)) / on_cpu, 3)
+
+
 @dataclass(slots=True)
 class TimingRecord:
     """One run of one test: its outcome and where its time went."""

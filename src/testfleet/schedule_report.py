@@ -80,7 +80,12 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
         )
     longest = heapq.nlargest(top, tests, key=lambda t: float(t["duration"]))
     known = Durations(wall=wall, cpu=cpu)
-    choice = workercount.choose(known, workercount.startup_from_report(run), n_cores)
+    choice = workercount.choose(
+        known,
+        workercount.startup_from_report(run),
+        n_cores,
+        workercount.stretch_from_report(run),
+    )
     return {
         "collection_seconds": _round(run.get("collection_seconds")),
         "workers": rows[:top],

@@ -21,7 +21,9 @@ from testfleet import __version__, workers
 from testfleet.atomic import write_text_atomic
 from testfleet.records import (
     TimingRecord,
+    core_seconds,
     cpu_seconds,
+    cpu_stretch,
     git_commit,
     report_text,
 )
@@ -32,6 +34,8 @@ WORKEROUTPUT_KEY = "testfleet_records"
 RUN_EXTRA_KEY = pytest.StashKey[dict[str, Any]]()
 #: Key of the number of `serial` tests a worker deferred, in ``config.workeroutput``.
 DEFERRED_KEY = "testfleet_serial_deferred"
+#: Key of a worker's seconds on a CPU and waiting for one while it ran tests.
+CORES_KEY = "testfleet_core_seconds"
 #: How many collected tests testfleet itself left out of this session (``--testfleet-serial``):
 #: they run in another phase of the same run, so they are not "deselected" by the user.
 OWN_DESELECTED_KEY = pytest.StashKey[int]()
@@ -105,6 +109,9 @@ class TimingRecorder:
         self._worker_ready: dict[str, float] = {}
         self._worker_collected: dict[str, float] = {}
         self._deferred_by_workers = 0
+        self._core_mark: tuple[float, float] | None = None
+        #: Seconds on a CPU and waiting for one, summed over the workers that told them.
+        self._workers_cores: list[float] | None = None
         self._known_markers = {
             line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")
         }
@@ -144,6 +151,7 @@ class TimingRecorder:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._collected_at = time.time()
         self._cpu_mark = cpu_seconds()
+        self._core_mark = core_seconds()
 
     def _fold(
         self,
@@ -205,6 +213,7 @@ class TimingRecorder:
                 output = self.config.workeroutput  # type: ignore[attr-defined]
                 output[WORKEROUTPUT_KEY] = json.dumps([r.to_wire() for r in self.records()])
                 output[DEFERRED_KEY] = self.serial_deferred()
+                output[CORES_KEY] = self._own_cores()
                 return
             if self.config.option.collectonly:
                 self.skipped_reason = "collection only"
@@ -233,6 +242,18 @@ class TimingRecorder:
         except OSError:
             # A read-only cache costs the next run its history, not this run its result.
             pass
+
+    def _own_cores(self) -> list[float] | None:
+        """Seconds this process's test thread ran on a CPU and waited for one, since collection."""
+        now = core_seconds()
+        if now is None or self._core_mark is None:
+            return None
+        return [now[0] - self._core_mark[0], now[1] - self._core_mark[1]]
+
+    def _cpu_stretch(self) -> float | None:
+        """The run's tests' wait for a free core, as a factor of their time on one."""
+        cores = self._workers_cores if self._workers_seen else self._own_cores()
+        return None if cores is None else cpu_stretch(*cores)
 
     def schedule_facts(self) -> dict[str, Any]:
         """What the report needs to judge the schedule: collection and worker start-up."""
@@ -287,6 +308,10 @@ class TimingRecorder:
             self._deferred_by_workers, int(workeroutput.get(DEFERRED_KEY, 0))
         )
         self._forwarded.pop(worker, None)
+        cores = workeroutput.get(CORES_KEY)
+        if isinstance(cores, list) and len(cores) == 2:
+            totals = self._workers_cores or [0.0, 0.0]
+            self._workers_cores = [totals[0] + float(cores[0]), totals[1] + float(cores[1])]
         self._from_workers.extend(
             TimingRecord.from_wire(row) for row in json.loads(workeroutput[WORKEROUTPUT_KEY])
         )
@@ -333,6 +358,7 @@ class TimingRecorder:
             "args": [str(arg) for arg in config.invocation_params.args],
             "counts": self.outcome_counts(),
             "serial_deferred": max(self.serial_deferred(), self._deferred_by_workers),
+            "cpu_stretch": self._cpu_stretch(),
             **self.schedule_facts(),
         }
         extra: dict[str, Any] = config.stash.get(RUN_EXTRA_KEY, {})

@@ -10,6 +10,12 @@ and start-ups share the cores the same way. Predicted wall time on W workers:
 A CPU-bound suite stops gaining at C workers; a suite that waits keeps gaining past it.
 A test with no CPU measurement counts as all CPU: without evidence, no more workers
 than cores.
+
+Not every second of wall time beyond the CPU time is a wait that more workers overlap:
+while other processes hold the cores, a test waits for one too. A run measures that
+wait (``cpu_stretch`` in its report, from Linux's scheduler statistics), and each test's
+CPU time is stretched by it before the rest of its wall time counts as waiting: a
+CPU-bound suite timed on a busy machine does not pass for one that sleeps.
 """
 
 from __future__ import annotations
@@ -72,6 +78,14 @@ def startup_from_report(run: Mapping[str, Any]) -> float | None:
     return float(collection) if isinstance(collection, int | float) else None
 
 
+def stretch_from_report(run: Mapping[str, Any]) -> float | None:
+    """The run's ``cpu_stretch`` (at least 1), or None when it was not measured."""
+    stretch = run.get("cpu_stretch")
+    if isinstance(stretch, int | float) and not isinstance(stretch, bool) and stretch > 0:
+        return max(float(stretch), 1.0)
+    return None
+
+
 def predict(
     walls: Sequence[float],
     cpus: Sequence[float],
@@ -108,12 +122,21 @@ def _predict(suite: _Suite, workers: int, n_cores: int, startup: float) -> float
 
 
 def predictions(
-    durations: Durations, n_cores: int, startup: float, most: int | None = None
+    durations: Durations,
+    n_cores: int,
+    startup: float,
+    most: int | None = None,
+    stretch: float = 1.0,
 ) -> list[Prediction]:
-    """Predicted wall time for 1 to ``most`` (default 2 * cores) workers."""
+    """Predicted wall time for 1 to ``most`` (default 2 * cores) workers.
+
+    ``stretch``: the measured runs' wait for a free core per CPU second (see the module).
+    """
     cpu_of = durations.cpu
     walls = list(durations.wall.values())
-    cpus = [min(cpu_of.get(nodeid, wall), wall) for nodeid, wall in durations.wall.items()]
+    cpus = [
+        min(cpu_of.get(nodeid, wall) * stretch, wall) for nodeid, wall in durations.wall.items()
+    ]
     suite = _Suite(walls, cpus)
     top = most if most is not None else 2 * n_cores
     return [
@@ -124,23 +147,30 @@ def predictions(
 def choose_from(root: Path, sources: Sequence[Path], n_cores: int | None = None) -> Choice:
     """:func:`choose` with the durations of ``sources`` (and the store) under ``root``.
 
-    Start-up comes from the first source that measured it.
+    Start-up and the wait for a free core come from the first source that measured each.
     """
     known = load_durations(root, sources)
-    startup = None
-    for run in known.runs:
-        startup = startup_from_report(run)
-        if startup is not None:
-            break
-    return choose(known, startup, n_cores)
+    startup = next((s for s in map(startup_from_report, known.runs) if s is not None), None)
+    stretch = next((s for s in map(stretch_from_report, known.runs) if s is not None), None)
+    return choose(known, startup, n_cores, stretch)
 
 
-def choose(durations: Durations, startup: float | None, n_cores: int | None = None) -> Choice:
+def choose(
+    durations: Durations,
+    startup: float | None,
+    n_cores: int | None = None,
+    stretch: float | None = None,
+) -> Choice:
     """The worker count the history predicts fastest (fewer when within ``MIN_GAIN``)."""
     n = n_cores or cores()
     if not durations.wall:
         return Choice(n, [], "no timing history: one per CPU")
-    table = predictions(durations, n, startup if startup is not None else DEFAULT_STARTUP)
+    table = predictions(
+        durations,
+        n,
+        startup if startup is not None else DEFAULT_STARTUP,
+        stretch=stretch if stretch is not None else 1.0,
+    )
     best = table[0]
     for candidate in table[1:]:
         if candidate.seconds < best.seconds * (1 - MIN_GAIN):
