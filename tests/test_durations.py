@@ -46,6 +46,19 @@ def test_the_store_wins_over_the_last_report_which_wins_over_the_baseline(tmp_pa
     assert found.skipped == []
 
 
+def test_the_reports_are_read_only_for_tests_the_store_does_not_know(tmp_path: Path) -> None:
+    # A report that cannot be read shows whether it was opened: it is listed as skipped.
+    (tmp_path / "broken.json").write_text("{not json")
+    update_store(store_path(tmp_path / ".pytest_cache"), [("t.py::a", 1.0, 0.5)])
+
+    known = load_durations(tmp_path, [Path("broken.json")], needed=["t.py::a"])
+    assert known.wall == {"t.py::a": 1.0}
+    assert known.skipped == []
+    unknown = load_durations(tmp_path, [Path("broken.json")], needed=["t.py::a", "t.py::b"])
+    assert len(unknown.skipped) == 1
+    assert "broken.json" in unknown.skipped[0]
+
+
 def test_unknown_tests_are_estimated_from_their_function_then_file_then_everything(
     tmp_path: Path,
 ) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from testfleet import report, runner, workers
 from testfleet.atomic import append_text_atomic, write_json_atomic, write_text_atomic
@@ -968,9 +969,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.shard is not None:
         # Every phase gets it: each computes the same split and keeps its part of it.
         pytest_args = ["--testfleet-shard", args.shard, *pytest_args]
-    status = runner.run_phases(count, pytest_args, path, dist=args.dist, durations=sources)
+    written: list[dict[str, Any]] = []
+    status = runner.run_phases(
+        count, pytest_args, path, dist=args.dist, durations=sources, on_report=written.append
+    )
     # After the run's own reports are written; a history that fails only warns.
-    record.after_run(path, before, args.history, args.history_path, echo=_warn)
+    record.after_run(
+        path,
+        before,
+        args.history,
+        args.history_path,
+        echo=_warn,
+        loaded=written[0] if written else None,
+    )
     return status
 
 

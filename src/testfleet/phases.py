@@ -26,6 +26,8 @@ from testfleet.atomic import write_json_atomic
 FATAL_EXITS = (2, 3, 4)
 
 Echo = Callable[[str], None]
+#: Told the run's report once it is written, as written.
+OnReport = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,12 @@ def run_phases(
     dist: str = commands.DEFAULT_DIST,
     echo: Echo = print,
     durations: Sequence[Path] = (),
+    on_report: OnReport | None = None,
 ) -> int:
     """Run the phases, merge their timing reports into ``report`` and return the exit status.
 
-    The last line printed is the whole run's closing line, in pytest's form.
+    The last line printed is the whole run's closing line, in pytest's form. ``on_report``
+    gets the report once it is written (the history records it without reading it again).
     """
     started = time.monotonic()
     if workers == "auto":
@@ -148,6 +152,8 @@ def run_phases(
             final = reports.merge(loaded, [p.name for p in ran])
             write_json_atomic(report, final)
     echo(f"testfleet: timing report of {final['summary']['tests']} tests written to {report}")
+    if on_report is not None:
+        on_report(final)
     echo(closing.closing_line(run_counts(loaded), time.monotonic() - started))
     return reports.combine_exit_statuses(statuses)
 

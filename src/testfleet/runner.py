@@ -31,6 +31,7 @@ def run_phases(
     dist: str = commands.DEFAULT_DIST,
     echo: Echo = print,
     durations: Sequence[Path] = (),
+    on_report: phases.OnReport | None = None,
 ) -> int:
     """`testfleet run`: see :mod:`testfleet.phases`."""
-    return phases.run_phases(workers, pytest_args, report, dist, echo, durations)
+    return phases.run_phases(workers, pytest_args, report, dist, echo, durations, on_report)

@@ -127,7 +127,7 @@ class SchedulerHooks:
         node.workerinput[META_DIR_KEY] = str(self.directory)
 
     def costs_for(self, collection: Sequence[str]) -> list[float]:
-        self.loaded = load_for(self.config)
+        self.loaded = load_for(self.config, collection)
         return [self.loaded.wall_of(nodeid) for nodeid in collection]
 
     def meta_for(
@@ -150,12 +150,19 @@ class SchedulerHooks:
         )
 
 
-def load_for(config: pytest.Config) -> durations.Durations:
-    """Past durations for this run: the store in its cache, then ``--testfleet-durations``."""
+def load_for(config: pytest.Config, collection: Sequence[str] = ()) -> durations.Durations:
+    """Past durations for this run: the store in its cache, then ``--testfleet-durations``.
+
+    The reports are read only for tests of ``collection`` that the store does not know.
+    """
     given = config.getoption("testfleet_durations", None) or []
     sources = [config.invocation_params.dir / path for path in given]
     cache = getattr(config, "cache", None)
     cache_dir = durations.store_for(cache).parent.parent.parent if cache is not None else None
     return durations.load_durations(
-        config.rootpath, sources, cache_dir=cache_dir, use_store=cache is not None
+        config.rootpath,
+        sources,
+        cache_dir=cache_dir,
+        use_store=cache is not None,
+        needed=collection,
     )

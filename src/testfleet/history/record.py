@@ -125,11 +125,13 @@ def after_run(
     option_enabled: bool | None,
     option_path: Path | None,
     echo: Echo = print,
+    loaded: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record the run that just wrote ``report_path``, unless the history is turned off.
 
     Nothing is recorded when the run did not write its report (it was interrupted, or a
-    phase wrote none): the report there is an earlier run's.
+    phase wrote none): the report there is an earlier run's. ``loaded``: the report's
+    contents, when the caller has them, so that the file is not read again.
     """
     try:
         root = Path.cwd()
@@ -143,11 +145,15 @@ def after_run(
     after = stamp(report_path)
     if after is None or after == before:
         return False
-    return record_after_run(report_path, history, echo, keep_runs=keep)
+    return record_after_run(report_path, history, echo, keep_runs=keep, loaded=loaded)
 
 
 def record_after_run(
-    report_path: Path, history: Path, echo: Echo = print, keep_runs: int = DEFAULT_KEEP_RUNS
+    report_path: Path,
+    history: Path,
+    echo: Echo = print,
+    keep_runs: int = DEFAULT_KEEP_RUNS,
+    loaded: Mapping[str, Any] | None = None,
 ) -> bool:
     """Add the run of ``report_path`` to ``history``; a failure is told, never raised.
 
@@ -155,7 +161,7 @@ def record_after_run(
     history, they stay, and the run's exit status does not change.
     """
     try:
-        data = reports.load(report_path)
+        data = reports.load(report_path) if loaded is None else loaded
         append(history, [data], live_meta(Path.cwd()), keep_runs=keep_runs)
     except (HistoryError, reports.ReportError, sqlite3.Error, OSError) as exc:
         echo(
