@@ -67,8 +67,12 @@ def make_scheduler(
 def answer_steals(sched: DurationScheduling) -> None:
     """A worker gives back what was asked if all of it is still queued (past its current
     test and the one it holds), else nothing, as xdist's worker does."""
+    answers = 0
     for node, pending in list(sched.node2pending.items()):
         while node.steals:
+            answers += 1
+            # Each answer hands tests to an idle worker; without end, they bounce back.
+            assert answers < 1000, f"steals from {node} without end: the tests bounce back"
             asked = node.steals.pop(0)
             queued = set(list(pending)[2:])
             sched.remove_pending_tests_from_node(node, asked if set(asked) <= queued else [])
@@ -91,17 +95,19 @@ def run_to_end(
     running: dict[Any, tuple[int, float]] = {}
     finished: dict[MockNode, float] = {}
     for _ in range(100_000):
-        answer_steals(sched)
-        for node, pending in list(sched.node2pending.items()):
-            if node in running or not pending:
-                if node.shutting_down and not pending and node not in running:
-                    finished[node] = now
-                    sched.remove_node(node)
-                continue
-            if len(pending) >= 2 or node.shutting_down:
-                running[node] = (pending[0], now + costs[pending[0]])
-                if runs is not None:
-                    runs.append((pending[0], node, now, now + costs[pending[0]]))
+        # Twice: a worker leaving hands work to workers this pass has already visited.
+        for _ in range(2):
+            answer_steals(sched)
+            for node, pending in list(sched.node2pending.items()):
+                if node in running or not pending:
+                    if node.shutting_down and not pending and node not in running:
+                        finished[node] = now
+                        sched.remove_node(node)
+                    continue
+                if len(pending) >= 2 or node.shutting_down:
+                    running[node] = (pending[0], now + costs[pending[0]])
+                    if runs is not None:
+                        runs.append((pending[0], node, now, now + costs[pending[0]]))
         if not sched.node2pending:
             return finished
         if not running:
@@ -216,6 +222,65 @@ def test_without_history_the_per_worker_chunks_match_loads() -> None:
     # xdist's load sends a quarter of each worker's share at first; we send at most half.
     assert 125 <= len(a.sent) <= 250
     assert a.sent == list(range(len(a.sent)))
+
+
+class WithoutShortcut(DurationScheduling):
+    """The scheduler with its after-each-test shortcut off: every test re-checks the worker."""
+
+    @property  # type: ignore[override]
+    def refill_below(self) -> float:
+        return float("inf")
+
+    @refill_below.setter
+    def refill_below(self, value: float) -> None:
+        pass
+
+
+def test_stolen_tests_go_to_the_idle_worker_not_back_to_the_one_robbed() -> None:
+    # Eight workers; one holds many quick tests but few seconds, so it looks short of
+    # work next to the others' long tests. What an idle worker steals from it must not
+    # go straight back to it (the first worker asked), which would repeat forever.
+    costs = {f"t.py::test_{i}": 0.001 for i in range(200)}
+    costs.update({f"t.py::test_long_{i}": 5.0 for i in range(7)})
+    nodes = [MockNode(f"gw{i}") for i in range(8)]
+    sched = make_scheduler(costs, nodes)
+    runs: Runs = []
+    finished = run_to_end(sched, list(costs.values()), runs)
+    assert sorted(run[0] for run in runs) == list(range(len(costs)))
+    assert max(finished.values()) == pytest.approx(5.0, abs=0.25)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_the_shortcut_after_each_test_changes_no_decision(workers: int) -> None:
+    import random
+
+    rng = random.Random(workers)
+    costs = {
+        f"t{i // 50}.py::test_{i}": rng.lognormvariate(-4, 1.2) * (40 if i % 97 == 0 else 1)
+        for i in range(2000)
+    }
+    groups = {"g": [5, 6, 7], "h": [400, 1200]}
+
+    def simulate(kind: type[DurationScheduling]) -> tuple[list[list[int]], list[Any]]:
+        nodes = [MockNode(f"gw{i}") for i in range(workers)]
+        sched = kind(
+            workers,
+            lambda ids: [costs[i] for i in ids],
+            lambda node, names: ([30, 31], groups),
+            print,
+        )
+        for node in nodes:
+            sched.add_node(node)
+        for node in nodes:
+            sched.add_node_collection(node, list(costs))
+        sched.schedule()
+        runs: Runs = []
+        run_to_end(sched, list(costs.values()), runs)
+        return [node.sent for node in nodes], [(i, str(node), *times) for i, node, *times in runs]
+
+    sent, runs = simulate(DurationScheduling)
+    assert sorted(run[0] for run in runs) == list(range(2000))
+    assert (sent, runs) == simulate(WithoutShortcut)
 
 
 def test_predicted_wall_time_is_longest_first_on_the_least_loaded_worker() -> None:

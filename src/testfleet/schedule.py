@@ -48,6 +48,9 @@ def build_units(
         members[ordered[0]] = ordered
         for index in ordered[1:]:
             leader[index] = ordered[0]
+    if not members and not deferred:
+        # The common case, no group and no `serial` test: one unit per test.
+        return [Unit([index], cost) for index, cost in enumerate(costs)], []
     units: list[Unit] = []
     for index, cost in enumerate(costs):
         if index in deferred or index in leader:

@@ -19,6 +19,7 @@ so a worker with one pending test is idle; the first two pending tests are never
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -69,6 +70,10 @@ class DurationScheduling:
         #: Group leader of every index in a group of more than one test.
         self.group_of: dict[int, int] = {}
         self.steal_requested_from: Any = None
+        #: A worker holding more seconds than this (and two tests) needs nothing yet: a
+        #: quarter of the share last computed. The share only shrinks as tests finish, so
+        #: this stays at or above the true limit until work is put back (then: reset).
+        self.refill_below = math.inf
 
     # -- the Scheduling protocol ----------------------------------------------------------
 
@@ -113,7 +118,12 @@ class DurationScheduling:
             pending.popleft()
         else:
             pending.remove(item_index)
-        self.node2seconds[node] -= self.costs[item_index]
+        seconds = self.node2seconds[node] - self.costs[item_index]
+        self.node2seconds[node] = seconds
+        if self.queue and len(pending) >= MIN_PENDING and seconds >= self.refill_below:
+            # What _top_up would decide, without its pass over the workers: this runs
+            # after every test, and must cost no more than xdist's ``load`` does.
+            return
         self.check_schedule(node)
         if not self.queue:
             # The tail of the run: workers left idle earlier may steal now.
@@ -137,12 +147,16 @@ class DurationScheduling:
             self.node2pending[node] = deque(i for i in pending if i not in stolen)
             self.node2seconds[node] -= sum(self.costs[i] for i in indices)
             self._requeue(indices)
-        for other in self.nodes:
+        # The idle workers choose first: in the order of the workers, the one robbed
+        # could take its tests straight back, be robbed again, and so on forever.
+        for other in sorted(self.nodes, key=lambda n: len(self.node2pending[n]) >= MIN_PENDING):
             self.check_schedule(other)
 
     def remove_node(self, node: Any) -> str | None:
         pending = self.node2pending.pop(node)
         self.node2seconds.pop(node, None)
+        # Fewer workers share what is left: each one's share grows.
+        self.refill_below = math.inf
         if self.steal_requested_from is node:
             self.steal_requested_from = None
         if self.serial_node is node:
@@ -204,14 +218,29 @@ class DurationScheduling:
 
     def _top_up(self, node: Any) -> None:
         pending = self.node2pending[node]
-        alive = sum(1 for other in self.node2pending if not other.shutting_down) or 1
-        share = (self.queued_seconds + sum(self.node2seconds.values())) / alive
+        # One pass over the workers.
+        left, alive = self.queued_seconds, 0
+        for other, assigned in self.node2seconds.items():
+            left += assigned
+            if not other.shutting_down:
+                alive += 1
+        share = left / (alive or 1)
+        self.refill_below = share / 4
         seconds = self.node2seconds[node]
         if len(pending) >= MIN_PENDING and seconds >= share / 4:
             return
         sent: list[int] = []
-        while self.queue and (len(pending) + len(sent) < MIN_PENDING or seconds < share / 2):
-            unit = self.queue.popleft()
+        queue = self.queue
+        while queue and seconds < share / 2:
+            unit = queue.popleft()
+            self.queued_seconds -= unit.cost
+            seconds += unit.cost
+            sent.extend(unit.indices)
+        while queue and len(pending) + len(sent) < MIN_PENDING:
+            # The worker runs a test only once it holds the next one, and that one waits
+            # behind it where no steal reaches: hold a short one (the queue's far end),
+            # not the next long test, which another worker can start now.
+            unit = queue.pop() if queue[0].cost > queue[-1].cost else queue.popleft()
             self.queued_seconds -= unit.cost
             seconds += unit.cost
             sent.extend(unit.indices)
@@ -222,6 +251,7 @@ class DurationScheduling:
 
     def _requeue(self, indices: Sequence[int]) -> None:
         """Put tests back at the front of the queue, a group as one unit."""
+        self.refill_below = math.inf
         units: list[Unit] = []
         for index in indices:
             leader = self.group_of.get(index)
