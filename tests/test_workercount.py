@@ -145,6 +145,21 @@ def test_the_schedule_section_shows_the_lower_bound_and_when_long_tests_started(
         "busy": 6.0,
     }
     assert [p["workers"] for p in section["predicted"]] == [1, 2, 3, 4]
+    assert section["cpu_stretch"] is None
+
+
+def test_the_schedule_section_says_how_long_tests_waited_for_a_free_core() -> None:
+    # The tests' CPU time is half their wall time: a suite that waits, unless the wait
+    # was for a core. The report's predictions and its choice follow the measurement.
+    calm = schedule_report.analyze(make_report(), top=2, n_cores=2)
+    data = make_report()
+    data["run"]["cpu_stretch"] = 2.0
+    busy = schedule_report.analyze(data, top=2, n_cores=2)
+    assert busy["cpu_stretch"] == 2.0
+    assert busy["predicted"][0] == calm["predicted"][0]
+    assert busy["predicted"][3]["seconds"] > calm["predicted"][3]["seconds"]
+    text = report.render(report.analyze(data, top=2), "text")
+    assert "(tests waited for a free core: x2.00 their CPU time)" in text
 
 
 def test_the_report_leaves_pytests_own_marks_out_and_top_limits_every_list() -> None:

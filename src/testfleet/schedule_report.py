@@ -80,12 +80,8 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
         )
     longest = heapq.nlargest(top, tests, key=lambda t: float(t["duration"]))
     known = Durations(wall=wall, cpu=cpu)
-    choice = workercount.choose(
-        known,
-        workercount.startup_from_report(run),
-        n_cores,
-        workercount.stretch_from_report(run),
-    )
+    stretch = workercount.stretch_from_report(run)
+    choice = workercount.choose(known, workercount.startup_from_report(run), n_cores, stretch)
     return {
         "collection_seconds": _round(run.get("collection_seconds")),
         "workers": rows[:top],
@@ -104,6 +100,7 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
         ],
         "predicted": [{"workers": p.workers, "seconds": p.seconds} for p in choice.predictions],
         "auto_workers": choice.workers,
+        "cpu_stretch": stretch,
     }
 
 
@@ -136,7 +133,12 @@ def text_lines(section: Mapping[str, Any]) -> list[str]:
 def _prediction_line(section: Mapping[str, Any]) -> str:
     table = ", ".join(f"{p['workers']}: {_s(p['seconds'])}" for p in section["predicted"])
     auto = section["auto_workers"]
-    return f"predicted wall time per worker count: {table or '-'}; --workers auto: {auto}"
+    line = f"predicted wall time per worker count: {table or '-'}; --workers auto: {auto}"
+    stretch = section.get("cpu_stretch")
+    if stretch is not None:
+        # Why a suite that computes gets no more workers than CPUs, however long it took.
+        line += f" (tests waited for a free core: x{stretch:.2f} their CPU time)"
+    return line
 
 
 def markdown_lines(section: Mapping[str, Any], table: Any) -> list[str]:
