@@ -60,6 +60,8 @@ def test_the_wait_for_a_core_is_read_from_a_report_run_block(tmp_path: Path) -> 
     calm = workercount.choose_from(tmp_path, [tmp_path / "calm.json"], n_cores=2)
     busy = workercount.choose_from(tmp_path, [tmp_path / "busy.json"], n_cores=2)
     assert "from 200 timed tests" in calm.describe()
+    assert "waited for a free core" not in calm.describe()
+    assert "which waited for a free core x1.60 their CPU time" in busy.describe()
     assert (calm.workers, busy.workers) == (4, 2)
 
 

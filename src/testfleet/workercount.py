@@ -175,4 +175,7 @@ def choose(
     for candidate in table[1:]:
         if candidate.seconds < best.seconds * (1 - MIN_GAIN):
             best = candidate
-    return Choice(best.workers, table, f"from {len(durations.wall)} timed tests")
+    reason = f"from {len(durations.wall)} timed tests"
+    if stretch is not None and stretch > 1.0:
+        reason += f", which waited for a free core x{stretch:.2f} their CPU time"
+    return Choice(best.workers, table, reason)
