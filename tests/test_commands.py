@@ -57,10 +57,10 @@ def test_a_phase_puts_the_users_arguments_last_so_they_can_override() -> None:
     assert command[:3] == [sys.executable, "-m", "pytest"]
     assert command[3:] == [
         "-n", "3", "--dist", "worksteal", "--testfleet-serial=defer",
-        "--testfleet-report", "r.json", "-k", "fast",
+        "--testfleet-report=r.json", "-k", "fast",
     ]  # fmt: skip
     single = commands.run_phase([], workers=1, dist="load", report=Path("r.json"))
-    assert single[3:] == ["-n", "0", "--testfleet-report", "r.json"]
+    assert single[3:] == ["-n", "0", "--testfleet-report=r.json"]
 
 
 def test_an_unknown_dist_mode_names_the_choices() -> None:

@@ -171,6 +171,33 @@ def test_the_report_path_comes_from_the_environment_when_not_given(
     assert read_report(pytester.path / "elsewhere" / "t.json")["summary"]["tests"] == 1
 
 
+@pytest.mark.slow
+def test_a_report_outside_the_project_does_not_move_pytests_rootdir_on_the_next_run(
+    pytester: pytest.Pytester,
+    read_report: ReadReport,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # The second run gives the first one's report to the scheduler. Passed as two
+    # arguments, pytest took it for a path to test before the plugin knew the option,
+    # and chose the common parent as rootdir: the project's settings were not read.
+    project = pytester.mkdir("project")
+    (project / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\nmarkers = ["db: uses the database"]\n'
+        'addopts = "--strict-markers -p no:randomly"\n'
+    )
+    (project / "tests").mkdir()
+    (project / "tests" / "test_a.py").write_text(
+        "import pytest\n\n@pytest.mark.db\ndef test_a():\n    pass\n"
+    )
+    outside = pytester.path / "elsewhere" / "timing.json"
+    monkeypatch.chdir(project)
+    for _ in range(2):
+        assert main(["run", "--workers", "2", "--report", str(outside), "--no-history"]) == 0
+        assert [t["nodeid"] for t in read_report(outside)["tests"]] == ["tests/test_a.py::test_a"]
+    assert "PytestUnknownMarkWarning" not in capfd.readouterr().out
+
+
 ORDER_DEPENDENT_SUITE = """
 import os
 

@@ -968,7 +968,7 @@ def _run(args: argparse.Namespace) -> int:
     pytest_args = _pytest_args(args.pytest_args)
     if args.shard is not None:
         # Every phase gets it: each computes the same split and keeps its part of it.
-        pytest_args = ["--testfleet-shard", args.shard, *pytest_args]
+        pytest_args = [f"--testfleet-shard={args.shard}", *pytest_args]
     written: list[dict[str, Any]] = []
     status = runner.run_phases(
         count, pytest_args, path, dist=args.dist, durations=sources, on_report=written.append

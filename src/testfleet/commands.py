@@ -76,16 +76,27 @@ def check_dist(dist: str) -> str:
     return dist
 
 
+def path_option(name: str, path: Path | str) -> str:
+    """``--name=PATH`` as one argument, never ``--name PATH``.
+
+    pytest chooses its rootdir, and so the config file it reads, before it loads the
+    plugins that know these options: the value of a two-argument option it does not know
+    yet counts as a path to test, and a report outside the project would move the rootdir
+    up to a common parent, where the project's pytest settings are not found.
+    """
+    return f"{name}={path}"
+
+
 def report_args(path: Path) -> list[str]:
     """Arguments that make the child pytest write its timing report to ``path``."""
-    return ["--testfleet-report", str(path)]
+    return [path_option("--testfleet-report", path)]
 
 
 def durations_args(sources: Sequence[Path]) -> list[str]:
     """Arguments that give the scheduler reports of earlier runs to take durations from."""
     args: list[str] = []
     for source in sources:
-        args += ["--testfleet-durations", str(source)]
+        args.append(path_option("--testfleet-durations", source))
     return args
 
 

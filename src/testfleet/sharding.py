@@ -293,11 +293,13 @@ def collect_plan(
         [
             "--collect-only",
             "-q",
-            "--testfleet-shard",
-            f"1/{total}",
-            "--testfleet-shard-plan",
-            str(out.resolve()),
-            *(["--testfleet-shard-durations", str(durations)] if durations is not None else []),
+            f"--testfleet-shard=1/{total}",
+            commands.path_option("--testfleet-shard-plan", out.resolve()),
+            *(
+                [commands.path_option("--testfleet-shard-durations", durations)]
+                if durations is not None
+                else []
+            ),
             *pytest_args,
         ]
     )
