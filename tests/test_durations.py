@@ -100,6 +100,25 @@ def test_the_store_keeps_tests_this_run_did_not_run(tmp_path: Path) -> None:
     assert cpu == {}
 
 
+def test_the_store_keeps_the_costs_of_the_last_run_in_each_mode(tmp_path: Path) -> None:
+    path = tmp_path / "durations.json"
+    update_store(path, [("a", 1.0, 0.5)])
+    # A store written before runs were kept reads as none kept.
+    assert durations_mod.read_store_runs(path) == ({}, None)
+    on_xdist = {"workers": 2, "controller_cpu_per_test": 0.001, "mode": "parallel"}
+    update_store(path, [("a", 1.0, 0.5)], on_xdist)
+    update_store(path, [("a", 2.0, 0.4)], {"workers": 1, "after_tests_seconds": 0.05})
+    runs, last = durations_mod.read_store_runs(path)
+    assert last == "one"
+    # Only the facts of the costs beyond the tests, per mode.
+    assert runs == {
+        "xdist": {"workers": 2, "controller_cpu_per_test": 0.001},
+        "one": {"workers": 1, "after_tests_seconds": 0.05},
+    }
+    found = load_durations(tmp_path, cache_dir=tmp_path / "none")
+    assert (found.store_runs, found.store_last) == ({}, None)
+
+
 def test_a_run_with_a_report_records_wall_and_cpu_time_in_the_store(
     pytester: pytest.Pytester,
 ) -> None:

@@ -467,6 +467,29 @@ def test_the_report_tells_how_long_the_tests_waited_for_a_free_core(
     assert 1.0 <= stretch < 50
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_report_tells_what_the_run_cost_beyond_its_tests(
+    pytester: pytest.Pytester, read_report: ReadReport, workers: int
+) -> None:
+    pytester.makepyfile("\n".join(f"def test_{i}(): pass" for i in range(40)) + "\n")
+    run(pytester, *worker_args(workers), "--testfleet-report", "r.json").assert_outcomes(passed=40)
+    data = read_report(pytester.path / "r.json")
+    facts = data["run"]
+    per_test = facts["controller_cpu_per_test"]
+    if workers == 1:
+        # No controller: one process took in its own reports.
+        assert per_test is None
+    else:
+        # Forty tests' reports cost the controller some CPU, and far less than a second each.
+        assert isinstance(per_test, float)
+        assert 0 < per_test < 1
+    # From the last test's end to the end of the session, on the run's own clock.
+    last_stop = max(test["stop"] for test in data["tests"])
+    after = facts["after_tests_seconds"]
+    assert 0 <= after < facts["wall_seconds"]
+    assert facts["start"] + facts["wall_seconds"] == pytest.approx(last_stop + after, abs=1e-3)
+
+
 def test_a_run_with_too_little_cpu_work_to_tell_leaves_the_stretch_unknown(
     pytester: pytest.Pytester, read_report: ReadReport
 ) -> None:

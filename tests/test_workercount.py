@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from testfleet import report, schedule_report, workercount
-from testfleet.durations import Durations
+from testfleet.durations import Durations, load_durations, store_path, update_store
 from testfleet.records import SCHEMA, TimingRecord, report_text, summarize
 
 
@@ -18,7 +18,7 @@ def suite(count: int, wall: float, cpu_share: float) -> Durations:
 
 
 def test_a_cpu_bound_suite_gets_no_more_workers_than_cores() -> None:
-    choice = workercount.choose(suite(200, 0.1, 1.0), startup=1.0, n_cores=2)
+    choice = workercount.choose(suite(200, 0.1, 1.0), workercount.RunCosts(startup=1.0), n_cores=2)
     assert choice.workers == 2
     assert [p.workers for p in choice.predictions] == [1, 2, 3, 4]
     seconds = {p.workers: p.seconds for p in choice.predictions}
@@ -27,7 +27,7 @@ def test_a_cpu_bound_suite_gets_no_more_workers_than_cores() -> None:
 
 
 def test_a_suite_that_waits_gets_more_workers_than_cores() -> None:
-    choice = workercount.choose(suite(200, 0.1, 0.02), startup=0.5, n_cores=2)
+    choice = workercount.choose(suite(200, 0.1, 0.02), workercount.RunCosts(startup=0.5), n_cores=2)
     assert choice.workers == 4
     assert "from 200 timed tests" in choice.describe()
 
@@ -36,12 +36,17 @@ def test_a_cpu_bound_suite_timed_on_a_busy_machine_gets_no_more_workers_than_cor
     # Timed while other processes held the cores: each test's wall time is 1.6 times its
     # CPU time. Taken for sleeps, those waits would ask for more workers than cores.
     busy = suite(200, 0.16, 1 / 1.6)
-    assert workercount.choose(busy, startup=0.5, n_cores=2).workers > 2
-    choice = workercount.choose(busy, startup=0.5, n_cores=2, stretch=1.6)
+    assert workercount.choose(busy, workercount.RunCosts(startup=0.5), n_cores=2).workers > 2
+    choice = workercount.choose(busy, workercount.RunCosts(startup=0.5, stretch=1.6), n_cores=2)
     assert choice.workers == 2
     # A suite that really sleeps keeps its extra workers however busy the machine was.
     sleepy = suite(200, 0.16, 0.05)
-    assert workercount.choose(sleepy, startup=0.5, n_cores=2, stretch=1.6).workers == 4
+    assert (
+        workercount.choose(
+            sleepy, workercount.RunCosts(startup=0.5, stretch=1.6), n_cores=2
+        ).workers
+        == 4
+    )
 
 
 def test_the_wait_for_a_core_is_read_from_a_report_run_block(tmp_path: Path) -> None:
@@ -65,18 +70,99 @@ def test_the_wait_for_a_core_is_read_from_a_report_run_block(tmp_path: Path) -> 
     assert (calm.workers, busy.workers) == (4, 2)
 
 
+def quick_suite(count: int, cpu: float) -> Durations:
+    """Tests timed under xdist: each one's CPU time includes xdist's cost for it."""
+    walls = {f"t.py::test_{i}": cpu / 3 for i in range(count)}
+    return Durations(wall=walls, cpu=dict.fromkeys(walls, cpu))
+
+
+#: The run block of a two-worker run of millisecond tests on two cores, as measured.
+XDIST_RUN: dict[str, Any] = {
+    "workers": 2,
+    "cpu_stretch": 1.5,
+    "collection_seconds": 0.97,
+    "worker_startup": {
+        "gw0": {"ready": 0.41, "collected": 1.28},
+        "gw1": {"ready": 0.46, "collected": 1.43},
+    },
+    "controller_cpu_per_test": 0.0005,
+    "after_tests_seconds": 0.86,
+}
+
+
+def test_many_millisecond_tests_run_in_one_process_when_xdist_costs_more_than_it_gains() -> None:
+    costs = workercount.RunCosts.from_run(XDIST_RUN)
+    choice = workercount.choose(quick_suite(5000, 0.00114), costs, n_cores=2)
+    assert choice.workers == 1
+    seconds = {p.workers: p.seconds for p in choice.predictions}
+    # One process: its collection and the tests' CPU without the worker's part of xdist's.
+    worker_part = 0.0005 * workercount.WORKER_SHARE
+    assert seconds[1] == pytest.approx(0.97 + 5000 * (0.00114 - worker_part), abs=0.01)
+    assert seconds[2] > seconds[1]
+    # The same count of tests that compute for 20 ms each: two workers pay off.
+    assert workercount.choose(quick_suite(5000, 0.02), costs, n_cores=2).workers == 2
+
+
+def test_a_run_without_xdist_still_weighs_what_the_last_run_with_it_cost(
+    tmp_path: Path,
+) -> None:
+    # Without what the store kept of the xdist run, the one-process run that follows
+    # would judge xdist by defaults, and `--workers auto` could swing back and forth.
+    store = store_path(tmp_path / ".pytest_cache")
+    store.parent.mkdir(parents=True)
+    names = [f"t.py::test_{i}" for i in range(5000)]
+    update_store(store, [(n, 0.0004, 0.00114) for n in names], XDIST_RUN)
+    after_xdist = workercount.choose_from(tmp_path, [], n_cores=2)
+    one = {"workers": 1, "collection_seconds": 0.9, "after_tests_seconds": 0.05}
+    update_store(store, [(n, 0.0004, 0.0008) for n in names], one)
+    known = load_durations(tmp_path)
+    costs = workercount.costs_of(known)
+    assert not costs.measured_on_xdist
+    assert (costs.startup_one, costs.tail_one) == (0.9, 0.05)
+    assert (costs.per_test, costs.tail, costs.startup) == (0.0005, 0.86, pytest.approx(1.355))
+    after_one = workercount.choose_from(tmp_path, [], n_cores=2)
+    assert after_xdist.workers == after_one.workers == 1
+
+
+def test_the_costs_beyond_the_tests_are_read_from_a_report_run_block() -> None:
+    on_xdist = workercount.RunCosts.from_run(XDIST_RUN)
+    assert on_xdist.measured_on_xdist
+    assert (on_xdist.startup, on_xdist.startup_one) == (pytest.approx(1.355), 0.97)
+    assert (on_xdist.per_test, on_xdist.tail, on_xdist.tail_one) == (0.0005, 0.86, 0.0)
+    assert on_xdist.stretch == 1.5
+    alone = workercount.RunCosts.from_run(
+        {"workers": 1, "collection_seconds": 0.4, "after_tests_seconds": 0.05}
+    )
+    assert not alone.measured_on_xdist
+    # A worker would start a process before that collection; xdist's costs are the defaults.
+    assert (alone.startup_one, alone.startup) == (0.4, 0.4 + workercount.DEFAULT_SPAWN)
+    assert (alone.per_test, alone.tail, alone.tail_one) == (workercount.DEFAULT_PER_TEST, 0, 0.05)
+    # Old reports, or fields of the wrong type: the defaults.
+    old = workercount.RunCosts.from_run({"workers": 2, "controller_cpu_per_test": "x"})
+    assert (old.startup, old.per_test, old.tail) == (
+        workercount.DEFAULT_STARTUP,
+        workercount.DEFAULT_PER_TEST,
+        0.0,
+    )
+
+
 def test_tests_without_cpu_measurements_count_as_cpu_bound() -> None:
     walls = {f"t.py::test_{i}": 0.1 for i in range(200)}
-    assert workercount.choose(Durations(wall=walls), startup=0.5, n_cores=2).workers == 2
+    assert (
+        workercount.choose(
+            Durations(wall=walls), workercount.RunCosts(startup=0.5), n_cores=2
+        ).workers
+        == 2
+    )
 
 
 def test_costly_start_up_keeps_a_small_suite_on_one_worker() -> None:
-    choice = workercount.choose(suite(10, 0.01, 1.0), startup=3.0, n_cores=2)
+    choice = workercount.choose(suite(10, 0.01, 1.0), workercount.RunCosts(startup=3.0), n_cores=2)
     assert choice.workers == 1
 
 
 def test_without_history_the_count_is_one_per_core() -> None:
-    choice = workercount.choose(Durations(), startup=None, n_cores=3)
+    choice = workercount.choose(Durations(), n_cores=3)
     assert choice.workers == 3
     assert "no timing history" in choice.describe()
 
@@ -158,8 +244,10 @@ def test_the_schedule_section_says_how_long_tests_waited_for_a_free_core() -> No
     data["run"]["cpu_stretch"] = 2.0
     busy = schedule_report.analyze(data, top=2, n_cores=2)
     assert busy["cpu_stretch"] == 2.0
-    assert busy["predicted"][0] == calm["predicted"][0]
-    assert busy["predicted"][3]["seconds"] > calm["predicted"][3]["seconds"]
+    # Waits for a core are not sleeps that one process would sit through: alone on a
+    # core, the tests take their CPU time.
+    assert busy["predicted"][0]["seconds"] == pytest.approx(1.5 + 4.5, abs=0.01)
+    assert calm["predicted"][0]["seconds"] == pytest.approx(1.5 + 9.0, abs=0.01)
     text = report.render(report.analyze(data, top=2), "text")
     assert "(tests waited for a free core: x2.00 their CPU time)" in text
 

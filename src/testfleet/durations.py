@@ -64,6 +64,11 @@ class Durations:
     skipped: list[str] = field(default_factory=list)
     #: The ``run`` blocks of the reports read, in the order given (start-up, workers...).
     runs: list[dict[str, Any]] = field(default_factory=list)
+    #: What the store kept of the last run with xdist (``"xdist"``) and without it
+    #: (``"one"``): the costs beyond the tests that `--workers auto` weighs.
+    store_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Which of those two updated the store last: the mode its CPU times were taken in.
+    store_last: str | None = None
     _by_function: dict[str, float] | None = field(default=None, repr=False)
     _by_file: dict[str, float] | None = field(default=None, repr=False)
     _overall: float | None = field(default=None, repr=False)
@@ -194,6 +199,7 @@ def load_durations(
         if store.is_file():
             try:
                 durations.add(str(store), *read_store(store))
+                durations.store_runs, durations.store_last = read_store_runs(store)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 durations.skipped.append(f"{store}: {exc}")
     if needed and all(nodeid in durations.wall for nodeid in needed):
@@ -213,15 +219,51 @@ def load_durations(
     return durations
 
 
-def update_store(path: Path, measured: Iterable[tuple[str, float, float | None]]) -> int:
+#: The facts of a report's run block that the store keeps, per mode.
+RUN_FACTS = (
+    "workers",
+    "collection_seconds",
+    "worker_startup",
+    "cpu_stretch",
+    "controller_cpu_per_test",
+    "after_tests_seconds",
+)
+
+
+def run_mode(run: Mapping[str, Any]) -> str:
+    """``"xdist"`` for a run on xdist workers, else ``"one"``."""
+    workers = run.get("workers")
+    return "xdist" if isinstance(workers, int) and workers > 1 else "one"
+
+
+def read_store_runs(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The run facts a store kept per mode, and the mode of the run that wrote it last."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, dict):
+        return {}, None
+    kept = {mode: dict(facts) for mode, facts in runs.items() if isinstance(facts, dict)}
+    last = data.get("last")
+    return kept, last if last in kept else None
+
+
+def update_store(
+    path: Path,
+    measured: Iterable[tuple[str, float, float | None]],
+    run: Mapping[str, Any] | None = None,
+) -> int:
     """Record ``(nodeid, wall, cpu)`` measurements in the store at ``path``; how many.
 
     Tests of earlier runs that this run did not run (``-k``, a shard) keep their durations.
+    ``run``, the report's run block: its costs beyond the tests are kept for its mode
+    (with or without xdist), next to those of the last run in the other mode.
     """
     try:
         wall, cpu = read_store(path)
+        runs, last = read_store_runs(path)
     except ValueError:
         wall, cpu = {}, {}
+        runs, last = {}, None
     count = 0
     for nodeid, seconds, cpu_seconds in measured:
         wall[nodeid] = seconds
@@ -231,7 +273,13 @@ def update_store(path: Path, measured: Iterable[tuple[str, float, float | None]]
             cpu[nodeid] = cpu_seconds
         count += 1
     tests = {nodeid: [round(wall[nodeid], 6), _rounded(cpu.get(nodeid))] for nodeid in wall}
-    write_text_atomic(path, json.dumps({"schema": STORE_SCHEMA, "tests": tests}) + "\n")
+    if run is not None:
+        last = run_mode(run)
+        runs[last] = {key: run[key] for key in RUN_FACTS if key in run}
+    data: dict[str, Any] = {"schema": STORE_SCHEMA, "tests": tests}
+    if runs:
+        data.update(runs=runs, last=last)
+    write_text_atomic(path, json.dumps(data) + "\n")
     return count
 
 

@@ -81,7 +81,7 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
     longest = heapq.nlargest(top, tests, key=lambda t: float(t["duration"]))
     known = Durations(wall=wall, cpu=cpu)
     stretch = workercount.stretch_from_report(run)
-    choice = workercount.choose(known, workercount.startup_from_report(run), n_cores, stretch)
+    choice = workercount.choose(known, workercount.RunCosts.from_run(run), n_cores)
     return {
         "collection_seconds": _round(run.get("collection_seconds")),
         "workers": rows[:top],

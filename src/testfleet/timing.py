@@ -25,6 +25,7 @@ from testfleet.records import (
     cpu_seconds,
     cpu_stretch,
     git_commit,
+    own_cpu_seconds,
     report_text,
 )
 
@@ -112,6 +113,8 @@ class TimingRecorder:
         self._core_mark: tuple[float, float] | None = None
         #: Seconds on a CPU and waiting for one, summed over the workers that told them.
         self._workers_cores: list[float] | None = None
+        #: The controller's CPU seconds when the first worker was ready.
+        self._controller_mark: float | None = None
         self._known_markers = {
             line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")
         }
@@ -222,11 +225,14 @@ class TimingRecorder:
                 self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
                 return
             records = self.final_records()
-            write_text_atomic(self.path, report_text(records, self.run_metadata(exitstatus)))
-            self._update_duration_store(records)
+            run = self.run_metadata(exitstatus, records)
+            write_text_atomic(self.path, report_text(records, run))
+            self._update_duration_store(records, run)
         self.written = self.path
 
-    def _update_duration_store(self, records: Sequence[TimingRecord]) -> None:
+    def _update_duration_store(
+        self, records: Sequence[TimingRecord], run: Mapping[str, Any]
+    ) -> None:
         """Keep this run's durations for the next run's scheduler and worker count."""
         cache = getattr(self.config, "cache", None)
         if cache is None:
@@ -238,7 +244,10 @@ class TimingRecorder:
 
         try:
             path = durations.store_for(cache)
-            durations.update_store(path, ((r.nodeid, r.duration, r.cpu) for r in records))
+            # A phase of `serial` tests alone speaks for a few tests, not for its mode.
+            alone = self.config.getoption("testfleet_serial", "run") == "only"
+            measured = ((r.nodeid, r.duration, r.cpu) for r in records)
+            durations.update_store(path, measured, None if alone else run)
         except OSError:
             # A read-only cache costs the next run its history, not this run its result.
             pass
@@ -293,6 +302,8 @@ class TimingRecorder:
     # -- the controller of an xdist run --------------------------------------------------
 
     def node_ready(self, worker: str) -> None:
+        if self._controller_mark is None:
+            self._controller_mark = own_cpu_seconds()
         self._workers_seen.add(worker)
         self._worker_ready[worker] = time.time() - self.started
 
@@ -326,7 +337,26 @@ class TimingRecorder:
             records.extend(open_records.values())
         return records
 
-    def run_metadata(self, exitstatus: int) -> dict[str, Any]:
+    def overhead_facts(self, records: Sequence[TimingRecord], finished: float) -> dict[str, Any]:
+        """What the run cost beyond its tests, for `--workers auto` to weigh xdist by.
+
+        ``controller_cpu_per_test``: the xdist controller's CPU seconds per test (it takes
+        in every report a worker sends, on a core the workers also need); None without
+        xdist. ``after_tests_seconds``: from the last test's end to the end of the session
+        (under xdist the controller catching up on reports, the workers finishing).
+        """
+        facts: dict[str, Any] = {"controller_cpu_per_test": None, "after_tests_seconds": None}
+        if not records:
+            return facts
+        if self._workers_seen and self._controller_mark is not None:
+            spent = own_cpu_seconds() - self._controller_mark
+            facts["controller_cpu_per_test"] = round(max(spent, 0.0) / len(records), 7)
+        last_stop = max(record.stop for record in records)
+        if last_stop:
+            facts["after_tests_seconds"] = round(max(finished - last_stop, 0.0), 6)
+        return facts
+
+    def run_metadata(self, exitstatus: int, records: Sequence[TimingRecord] = ()) -> dict[str, Any]:
         config = self.config
         finished = time.time()
         workers_used = len(self._workers_seen) or workers.worker_count(config)
@@ -360,6 +390,7 @@ class TimingRecorder:
             "serial_deferred": max(self.serial_deferred(), self._deferred_by_workers),
             "cpu_stretch": self._cpu_stretch(),
             **self.schedule_facts(),
+            **self.overhead_facts(records, finished),
         }
         extra: dict[str, Any] = config.stash.get(RUN_EXTRA_KEY, {})
         meta.update(extra)

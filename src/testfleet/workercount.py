@@ -3,13 +3,31 @@
 A test's wall time is its CPU time plus its waiting (sleeps, I/O, servers). On W workers
 and C cores the CPU parts share the cores, so they stretch by max(1, W / C) while the
 waits do not; every worker also pays its start-up (interpreter, imports, collection),
-and start-ups share the cores the same way. Predicted wall time on W workers:
+and start-ups share the cores the same way.
 
-    start-up * max(1, W / C) + max(LPT makespan of the stretched tests, total CPU / C)
+xdist is not free. Each test's reports are serialized by its worker and taken in by the
+controller, a third process on the same cores: a CPU cost per test on each side
+(``controller_cpu_per_test`` in a report measures the controller's, and the worker's is
+taken to be the same), and, at the end, the controller catching up on reports
+(``after_tests_seconds``). One process pays none of it. Predicted wall time::
+
+    W = 1:  start-up(one process) + sum(cpu + wait) + its tail
+    W > 1:  start-up(xdist) * max(1, W / C)
+            + max(LPT makespan of (cpu + x_worker) * max(1, W / C) + wait,
+                  (sum(cpu + x_worker) + tests * x) / C)
+            + xdist's tail
+
+with x the per-test cost. A suite of many millisecond tests often runs faster in one
+process than on two workers on two cores; `--workers auto` then says 1.
+
+The worker's part of x is taken as ``WORKER_SHARE`` of the controller's. A test's CPU
+time counts it when it was measured under xdist: it is taken off for the one-process
+prediction. The duration store keeps the costs of the last run with xdist and of the
+last without it, so that a run in one mode still weighs what it measured of the other.
 
 A CPU-bound suite stops gaining at C workers; a suite that waits keeps gaining past it.
-A test with no CPU measurement counts as all CPU: without evidence, no more workers
-than cores.
+A test with no CPU measurement counts as all CPU: without evidence, no more workers than
+cores.
 
 Not every second of wall time beyond the CPU time is a wait that more workers overlap:
 while other processes hold the cores, a test waits for one too. A run measures that
@@ -35,6 +53,70 @@ from testfleet.schedule import predict_makespan
 MIN_GAIN = 0.03
 #: Start-up of one worker when no report measured it: interpreter, pytest, a collection.
 DEFAULT_STARTUP = 1.0
+#: xdist's CPU cost per test in a worker, as a share of the controller's: measured 0.54
+#: and 0.79 on two suites (a template engine's 911 tests, 5,000 empty tests).
+WORKER_SHARE = 0.65
+#: Seconds from a worker's launch to its being ready, when no report measured it.
+DEFAULT_SPAWN = 0.5
+#: xdist's CPU seconds per test in the worker, and again in the controller, when no
+#: report measured it: what trivial tests cost under pytest-xdist 3 on two cores, beyond
+#: their cost in one process (worker 0.4 ms, controller 0.45 to 0.7 ms).
+DEFAULT_PER_TEST = 0.0005
+
+
+@dataclass(frozen=True)
+class RunCosts:
+    """What a run costs beyond its tests, as the last measured run showed it."""
+
+    #: Seconds until an xdist worker has collected: interpreter, imports, collection.
+    startup: float = DEFAULT_STARTUP
+    #: Seconds until one process (no xdist) has collected; None: the same as ``startup``.
+    startup_one: float | None = None
+    #: The measured run's wait for a free core, per second on one (at least 1).
+    stretch: float = 1.0
+    #: Whether the tests' CPU times were measured under xdist (they include ``per_test``).
+    measured_on_xdist: bool = False
+    #: xdist's CPU seconds per test, in the worker and again in the controller.
+    per_test: float = DEFAULT_PER_TEST
+    #: Seconds from the last test's end to the session's end, under xdist and without it.
+    tail: float = 0.0
+    tail_one: float = 0.0
+
+    @classmethod
+    def from_run(cls, run: Mapping[str, Any], other: Mapping[str, Any] | None = None) -> RunCosts:
+        """The costs measured by ``run`` (whose tests' CPU times are used), and by
+        ``other``, a run in the other mode (with or without xdist); defaults for the rest.
+        """
+        on_xdist = _number(run.get("workers")) not in (None, 1.0)
+        xdist_run, one_run = (run, other) if on_xdist else (other, run)
+        xdist_run, one_run = xdist_run or {}, one_run or {}
+        collected = startup_from_report(xdist_run)
+        collection = _number(xdist_run.get("collection_seconds"))
+        alone = startup_from_report(one_run)
+        # A worker's start-up is a process start, imports and the collection; one process
+        # pays only the collection (its imports come before the run's clock starts).
+        if alone is None:
+            alone = collection if collection is not None else collected
+        if collected is None:
+            collected = DEFAULT_STARTUP if alone is None else alone + DEFAULT_SPAWN
+        if alone is None:
+            alone = collected
+        per_test = _number(xdist_run.get("controller_cpu_per_test"))
+        return cls(
+            startup=collected,
+            startup_one=alone,
+            stretch=stretch_from_report(run) or 1.0,
+            measured_on_xdist=on_xdist,
+            per_test=per_test if per_test is not None else DEFAULT_PER_TEST,
+            tail=_number(xdist_run.get("after_tests_seconds")) or 0.0,
+            tail_one=_number(one_run.get("after_tests_seconds")) or 0.0,
+        )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -52,7 +134,8 @@ class Choice:
 
     def describe(self) -> str:
         table = ", ".join(f"{p.workers}: {p.seconds:.1f}s" for p in self.predictions)
-        return f"{self.workers} workers ({self.reason}; predicted wall time {table})"
+        noun = "worker" if self.workers == 1 else "workers"
+        return f"{self.workers} {noun} ({self.reason}; predicted wall time {table})"
 
 
 def cores() -> int:
@@ -86,96 +169,83 @@ def stretch_from_report(run: Mapping[str, Any]) -> float | None:
     return None
 
 
-def predict(
-    walls: Sequence[float],
-    cpus: Sequence[float],
-    workers: int,
-    n_cores: int,
-    startup: float,
-) -> float:
-    """Predicted wall seconds of the tests (wall and CPU seconds each) on ``workers``."""
-    return _predict(_Suite(walls, cpus), workers, n_cores, startup)
-
-
 class _Suite:
-    """The tests' CPU seconds and waits, and their sums: computed once for every count."""
+    """The tests' CPU seconds in one process and their waits, and their sums."""
 
-    def __init__(self, walls: Sequence[float], cpus: Sequence[float]) -> None:
-        self.cpus = list(cpus)
-        self.waits = [max(wall - cpu, 0.0) for wall, cpu in zip(walls, cpus, strict=True)]
-        self.cpu_sum = sum(self.cpus)
-        #: The tests' seconds on at most one worker per core, when nothing stretches.
-        self.unstretched = [cpu + wait for cpu, wait in zip(self.cpus, self.waits, strict=True)]
-
-
-def _predict(suite: _Suite, workers: int, n_cores: int, startup: float) -> float:
-    stretch = max(1.0, workers / n_cores)
-    if stretch == 1.0:
-        stretched = suite.unstretched
-    else:
-        stretched = [
-            cpu * stretch + wait for cpu, wait in zip(suite.cpus, suite.waits, strict=True)
+    def __init__(self, walls: Sequence[float], cpus: Sequence[float], costs: RunCosts) -> None:
+        # CPU measured under xdist includes its per-test cost: one process does not pay it.
+        off = costs.per_test * WORKER_SHARE if costs.measured_on_xdist else 0.0
+        self.waits = [
+            max(wall - cpu * costs.stretch, 0.0) for wall, cpu in zip(walls, cpus, strict=True)
         ]
-    cpu_bound = suite.cpu_sum / n_cores
-    one_startup = startup * (stretch if workers > 1 else 1.0)
-    return one_startup + max(predict_makespan(stretched, workers), cpu_bound)
+        self.cpus = [max(cpu - off, 0.0) for cpu in cpus]
+        self.cpu_sum = sum(self.cpus)
+        self.count = len(self.cpus)
+
+
+def _predict(suite: _Suite, workers: int, n_cores: int, costs: RunCosts) -> float:
+    if workers == 1:
+        startup = costs.startup if costs.startup_one is None else costs.startup_one
+        return startup + suite.cpu_sum + sum(suite.waits) + costs.tail_one
+    stretch = max(1.0, workers / n_cores)
+    x = costs.per_test
+    slots = [(cpu + x) * stretch + wait for cpu, wait in zip(suite.cpus, suite.waits, strict=True)]
+    # The controller's share of the cores: it takes in every test's reports.
+    cpu_bound = (suite.cpu_sum + 2 * x * suite.count) / n_cores
+    return costs.startup * stretch + max(predict_makespan(slots, workers), cpu_bound) + costs.tail
 
 
 def predictions(
     durations: Durations,
     n_cores: int,
-    startup: float,
+    costs: RunCosts,
     most: int | None = None,
-    stretch: float = 1.0,
 ) -> list[Prediction]:
-    """Predicted wall time for 1 to ``most`` (default 2 * cores) workers.
-
-    ``stretch``: the measured runs' wait for a free core per CPU second (see the module).
-    """
+    """Predicted wall time for 1 to ``most`` (default 2 * cores) workers."""
     cpu_of = durations.cpu
     walls = list(durations.wall.values())
-    cpus = [
-        min(cpu_of.get(nodeid, wall) * stretch, wall) for nodeid, wall in durations.wall.items()
-    ]
-    suite = _Suite(walls, cpus)
+    # A test without a CPU measurement counts as all CPU.
+    cpus = [cpu_of.get(nodeid, wall) for nodeid, wall in durations.wall.items()]
+    suite = _Suite(walls, cpus, costs)
     top = most if most is not None else 2 * n_cores
-    return [
-        Prediction(w, round(_predict(suite, w, n_cores, startup), 3)) for w in range(1, top + 1)
-    ]
+    return [Prediction(w, round(_predict(suite, w, n_cores, costs), 3)) for w in range(1, top + 1)]
 
 
 def choose_from(root: Path, sources: Sequence[Path], n_cores: int | None = None) -> Choice:
     """:func:`choose` with the durations of ``sources`` (and the store) under ``root``.
 
-    Start-up and the wait for a free core come from the first source that measured each.
+    The costs beyond the tests: see :func:`costs_of`.
     """
     known = load_durations(root, sources)
-    startup = next((s for s in map(startup_from_report, known.runs) if s is not None), None)
-    stretch = next((s for s in map(stretch_from_report, known.runs) if s is not None), None)
-    return choose(known, startup, n_cores, stretch)
+    return choose(known, costs_of(known), n_cores)
+
+
+def costs_of(known: Durations) -> RunCosts:
+    """The costs of the run whose CPU times ``known`` holds: the store's last, else the
+    newest report's; the other mode's from the store when it kept one."""
+    runs = known.store_runs
+    if known.store_last is not None:
+        other = "one" if known.store_last == "xdist" else "xdist"
+        return RunCosts.from_run(runs[known.store_last], runs.get(other))
+    return RunCosts.from_run(known.runs[0]) if known.runs else RunCosts()
 
 
 def choose(
     durations: Durations,
-    startup: float | None,
+    costs: RunCosts | None = None,
     n_cores: int | None = None,
-    stretch: float | None = None,
 ) -> Choice:
     """The worker count the history predicts fastest (fewer when within ``MIN_GAIN``)."""
     n = n_cores or cores()
     if not durations.wall:
         return Choice(n, [], "no timing history: one per CPU")
-    table = predictions(
-        durations,
-        n,
-        startup if startup is not None else DEFAULT_STARTUP,
-        stretch=stretch if stretch is not None else 1.0,
-    )
+    costs = costs or RunCosts()
+    table = predictions(durations, n, costs)
     best = table[0]
     for candidate in table[1:]:
         if candidate.seconds < best.seconds * (1 - MIN_GAIN):
             best = candidate
     reason = f"from {len(durations.wall)} timed tests"
-    if stretch is not None and stretch > 1.0:
-        reason += f", which waited for a free core x{stretch:.2f} their CPU time"
+    if costs.stretch > 1.0:
+        reason += f", which waited for a free core x{costs.stretch:.2f} their CPU time"
     return Choice(best.workers, table, reason)
