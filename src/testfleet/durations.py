@@ -16,7 +16,6 @@ durations make a run faster, never make it fail.
 from __future__ import annotations
 
 import json
-import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +111,9 @@ class Durations:
     def _index(self) -> None:
         if self._by_function is not None:
             return
+        # Imported here: only estimates need it, and every pytest imports this module.
+        import statistics
+
         functions: dict[str, list[float]] = {}
         files: dict[str, list[float]] = {}
         for nodeid, seconds in self.wall.items():

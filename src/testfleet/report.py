@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testfleet import schedule_report
 from testfleet.records import OUTCOMES, PHASES, SCHEMA, SCHEMA_NAME, SCHEMA_VERSION, summarize
 
 FORMATS = ("text", "markdown", "json")
@@ -246,6 +245,10 @@ def analyze(
     thresholds: Thresholds = Thresholds(),
 ) -> dict[str, Any]:
     """Everything ``testfleet report`` shows, as plain data."""
+    # Imported here, as in the renderers: reading and merging reports (every
+    # `testfleet run`) needs none of the schedule's analysis or its predictions.
+    from testfleet import schedule_report
+
     run = report["run"]
     tests = report["tests"]
     wall = float(run["wall_seconds"])
@@ -432,6 +435,8 @@ def _percent(value: float | None) -> str:
 
 
 def _text(analysis: Mapping[str, Any]) -> str:
+    from testfleet import schedule_report
+
     out = _headline(analysis)
     out.append("")
     out.append(f"slowest {len(analysis['slowest'])}:")
@@ -487,6 +492,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 
 
 def _markdown(analysis: Mapping[str, Any]) -> str:
+    from testfleet import schedule_report
+
     out = ["## Test timing", ""]
     out += [f"- {line}" for line in _headline(analysis)]
     out += ["", f"### Slowest {len(analysis['slowest'])} tests", ""]

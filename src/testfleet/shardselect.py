@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from testfleet import report as reports
 from testfleet import sharding
 from testfleet.atomic import write_json_atomic
 from testfleet.timing import RUN_EXTRA_KEY, canonical_nodeid
@@ -70,6 +69,9 @@ def recorded_durations(path: Path | None) -> dict[str, float]:
     """Per-test durations of a timing report; every machine reads the same committed file."""
     if path is None:
         return {}
+    # Imported here: only a sharded run reads a report, and every pytest imports this.
+    from testfleet import report as reports
+
     try:
         data = reports.load(path)
     except reports.ReportError as exc:

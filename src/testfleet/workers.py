@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
@@ -60,7 +59,7 @@ def workers_from_env(
 
 def new_run_id() -> str:
     """A fresh run id: 12 lowercase hex digits, safe in names, labels and paths."""
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()
 
 
 def is_worker(config: pytest.Config) -> bool:
