@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,49 @@ def test_a_report_outside_the_project_does_not_move_pytests_rootdir_on_the_next_
         assert main(["run", "--workers", "2", "--report", str(outside), "--no-history"]) == 0
         assert [t["nodeid"] for t in read_report(outside)["tests"]] == ["tests/test_a.py::test_a"]
     assert "PytestUnknownMarkWarning" not in capfd.readouterr().out
+
+
+PID_SUITE = """
+import os
+from pathlib import Path
+
+
+def test_where_it_runs():
+    # The process that ran the test, and the one that started it.
+    name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    Path(f"{name}.pid").write_text(f"{os.getpid()} {os.getppid()}")
+
+
+def test_wanders_off(tmp_path):
+    # A test that changes directory and never comes back.
+    os.chdir(tmp_path)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_testfleet_command_runs_its_pytest_in_its_own_process(
+    pytester: pytest.Pytester, read_report: ReadReport, workers: str
+) -> None:
+    # No second interpreter to start and fill with imports before the first test: with
+    # one worker the tests run in the command's process, with xdist it is the controller.
+    pytester.makepyfile(test_pids=PID_SUITE)
+    command = [sys.executable, "-m", "testfleet", "run", "--workers", workers]
+    with subprocess.Popen(
+        [*command, "--", "-p", "no:randomly"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, out
+    pid, parent = map(int, next(pytester.path.glob("*.pid")).read_text().split())
+    assert (parent if workers == "2" else pid) == process.pid
+    # The test left the directory: the report and the history are still the project's.
+    assert read_report(pytester.path / "reports" / "test-timing.json")["summary"]["tests"] == 2
+    assert (pytester.path / "reports" / "history.sqlite").is_file()
+    assert re.fullmatch(r"=+ 2 passed in \d+\.\d\ds =+", out.rstrip().splitlines()[-1])
 
 
 ORDER_DEPENDENT_SUITE = """

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from testfleet.cli import main
+from testfleet.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

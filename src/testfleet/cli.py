@@ -866,12 +866,22 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def console() -> int:
+    """The ``testfleet`` command, and ``python -m testfleet``.
+
+    Here, unlike a call of :func:`main` from other code, `testfleet run` may run its
+    pytest in this process: nothing else shares the process with that session.
+    """
+    return main(in_process=True)
+
+
+def main(argv: Sequence[str] | None = None, *, in_process: bool = False) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     # The command comes first: build only its parser. Anything else (--help, a typo)
     # gets the whole command line, which lists every command.
     only = arguments[0] if arguments and arguments[0] in COMMANDS else None
     args = build_parser(only).parse_args(arguments)
+    args.in_process = in_process
     try:
         return int(args.handler(args))
     except report.ReportError as exc:
@@ -971,7 +981,13 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args = [f"--testfleet-shard={args.shard}", *pytest_args]
     written: list[dict[str, Any]] = []
     status = runner.run_phases(
-        count, pytest_args, path, dist=args.dist, durations=sources, on_report=written.append
+        count,
+        pytest_args,
+        path,
+        dist=args.dist,
+        durations=sources,
+        on_report=written.append,
+        in_process=args.in_process,
     )
     # After the run's own reports are written; a history that fails only warns.
     record.after_run(

@@ -32,6 +32,9 @@ def run_phases(
     echo: Echo = print,
     durations: Sequence[Path] = (),
     on_report: phases.OnReport | None = None,
+    in_process: bool = False,
 ) -> int:
     """`testfleet run`: see :mod:`testfleet.phases`."""
-    return phases.run_phases(workers, pytest_args, report, dist, echo, durations, on_report)
+    return phases.run_phases(
+        workers, pytest_args, report, dist, echo, durations, on_report, in_process
+    )

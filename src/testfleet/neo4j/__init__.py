@@ -1,11 +1,32 @@
 """Neo4j support: connection, readiness, isolation strategies and a local Bolt server.
 
-Nothing here imports the ``neo4j`` driver at import time: it is an optional extra.
+Nothing here imports the ``neo4j`` driver at import time: it is an optional extra. The
+names below are imported on first use: every ``testfleet`` command reads the Neo4j
+settings (:mod:`testfleet.neo4j.config`), and most never touch a database.
 """
 
 from __future__ import annotations
 
-from testfleet.neo4j.config import Connection
-from testfleet.neo4j.strategies import Neo4jIsolation, Neo4jLeakWarning, StrategyUnsupported
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from testfleet.neo4j.config import Connection
+    from testfleet.neo4j.strategies import (
+        Neo4jIsolation,
+        Neo4jLeakWarning,
+        StrategyUnsupported,
+    )
 
 __all__ = ["Connection", "Neo4jIsolation", "Neo4jLeakWarning", "StrategyUnsupported"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Connection":
+        from testfleet.neo4j import config
+
+        return config.Connection
+    if name in __all__:
+        from testfleet.neo4j import strategies
+
+        return getattr(strategies, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
