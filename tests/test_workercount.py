@@ -124,6 +124,20 @@ def test_a_run_without_xdist_still_weighs_what_the_last_run_with_it_cost(
     assert after_xdist.workers == after_one.workers == 1
 
 
+def test_a_start_up_measured_on_more_workers_than_cores_is_not_stretched_twice() -> None:
+    # Four workers on two cores started in twice the time two would: the same machine.
+    def measured(workers: int, collected: float) -> workercount.RunCosts:
+        startup = {f"gw{i}": {"ready": 0.5, "collected": collected} for i in range(workers)}
+        run = {"workers": workers, "worker_startup": startup, "collection_seconds": 0.4}
+        return workercount.RunCosts.from_run(run)
+
+    sleepy = suite(80, 0.05, 0.05)
+    on_two = workercount.choose(sleepy, measured(2, 1.0), n_cores=2)
+    on_four = workercount.choose(sleepy, measured(4, 2.0), n_cores=2)
+    assert on_two.predictions == on_four.predictions
+    assert on_two.workers == on_four.workers == 4
+
+
 def test_the_costs_beyond_the_tests_are_read_from_a_report_run_block() -> None:
     on_xdist = workercount.RunCosts.from_run(XDIST_RUN)
     assert on_xdist.measured_on_xdist

@@ -70,6 +70,9 @@ class RunCosts:
 
     #: Seconds until an xdist worker has collected: interpreter, imports, collection.
     startup: float = DEFAULT_STARTUP
+    #: The workers of the run that measured ``startup``: more than the cores, and their
+    #: start-ups shared the cores, which the prediction adds again for its own count.
+    startup_workers: int = 1
     #: Seconds until one process (no xdist) has collected; None: the same as ``startup``.
     startup_one: float | None = None
     #: The measured run's wait for a free core, per second on one (at least 1).
@@ -102,8 +105,10 @@ class RunCosts:
         if alone is None:
             alone = collected
         per_test = _number(xdist_run.get("controller_cpu_per_test"))
+        measured_workers = _number(xdist_run.get("workers"))
         return cls(
             startup=collected,
+            startup_workers=int(measured_workers) if measured_workers else 1,
             startup_one=alone,
             stretch=stretch_from_report(run) or 1.0,
             measured_on_xdist=on_xdist,
@@ -192,7 +197,9 @@ def _predict(suite: _Suite, workers: int, n_cores: int, costs: RunCosts) -> floa
     slots = [(cpu + x) * stretch + wait for cpu, wait in zip(suite.cpus, suite.waits, strict=True)]
     # The controller's share of the cores: it takes in every test's reports.
     cpu_bound = (suite.cpu_sum + 2 * x * suite.count) / n_cores
-    return costs.startup * stretch + max(predict_makespan(slots, workers), cpu_bound) + costs.tail
+    # The measured start-up already shared the cores among its run's workers.
+    startup = costs.startup / max(1.0, costs.startup_workers / n_cores)
+    return startup * stretch + max(predict_makespan(slots, workers), cpu_bound) + costs.tail
 
 
 def predictions(
