@@ -242,6 +242,25 @@ def test_the_testfleet_command_runs_its_pytest_in_its_own_process(
     assert re.fullmatch(r"=+ 2 passed in \d+\.\d\ds =+", out.rstrip().splitlines()[-1])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_testfleet_command_imports_a_flat_layout_as_python_m_pytest_does(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    # `python -m pytest` puts the current directory first on sys.path (plain `pytest`
+    # does not): a flat project's modules import without any configuration.
+    pytester.makepyfile(mymod="VALUE = 3\n")
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_x.py").write_text(
+        "import mymod\n\ndef test_x():\n    assert mymod.VALUE == 3\n"
+    )
+    script = Path(sys.executable).with_name("testfleet")
+    command = [str(script), "run", "--workers", workers, "--no-history", "--", "-p", "no:randomly"]
+    done = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().splitlines()[-1].strip("= ").startswith("1 passed in ")
+
+
 ORDER_DEPENDENT_SUITE = """
 import os
 
