@@ -266,6 +266,21 @@ def test_the_schedule_section_says_how_long_tests_waited_for_a_free_core() -> No
     assert "(tests waited for a free core: x2.00 their CPU time)" in text
 
 
+def test_the_schedule_section_says_what_xdist_itself_cost() -> None:
+    plain = report.render(report.analyze(make_report(), top=2), "text")
+    assert "xdist's controller" not in plain
+    data = make_report()
+    data["run"].update(controller_cpu_per_test=0.0009, after_tests_seconds=0.49)
+    section = schedule_report.analyze(data, top=2, n_cores=2)
+    assert (section["controller_cpu_per_test"], section["after_tests_seconds"]) == (0.0009, 0.49)
+    for fmt in ("text", "markdown"):
+        rendered = report.render(report.analyze(data, top=2), fmt)
+        assert (
+            "xdist's controller took 0.90 ms of CPU per test, and the session ended 0.49s "
+            "after the last test"
+        ) in rendered
+
+
 def test_the_report_leaves_pytests_own_marks_out_and_top_limits_every_list() -> None:
     analysis = report.analyze(make_report(), top=1)
     assert [m["name"] for m in analysis["markers"]] == ["slow"]

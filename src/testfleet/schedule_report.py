@@ -101,7 +101,15 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
         "predicted": [{"workers": p.workers, "seconds": p.seconds} for p in choice.predictions],
         "auto_workers": choice.workers,
         "cpu_stretch": stretch,
+        "controller_cpu_per_test": _number(run.get("controller_cpu_per_test")),
+        "after_tests_seconds": _number(run.get("after_tests_seconds")),
     }
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _s(value: float | None) -> str:
@@ -138,6 +146,13 @@ def _prediction_line(section: Mapping[str, Any]) -> str:
     if stretch is not None:
         # Why a suite that computes gets no more workers than CPUs, however long it took.
         line += f" (tests waited for a free core: x{stretch:.2f} their CPU time)"
+    per_test = section.get("controller_cpu_per_test")
+    if per_test is not None:
+        # What xdist itself cost this run: what a one-process run would not pay.
+        after = section.get("after_tests_seconds")
+        line += f"; xdist's controller took {per_test * 1000:.2f} ms of CPU per test"
+        if after is not None:
+            line += f", and the session ended {after:.2f}s after the last test"
     return line
 
 
