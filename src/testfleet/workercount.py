@@ -7,9 +7,9 @@ and start-ups share the cores the same way.
 
 xdist is not free. Each test's reports are serialized by its worker and taken in by the
 controller, a third process on the same cores: a CPU cost per test on each side
-(``controller_cpu_per_test`` in a report measures the controller's, and the worker's is
-taken to be the same), and, at the end, the controller catching up on reports
-(``after_tests_seconds``). One process pays none of it. Predicted wall time::
+(``controller_cpu_per_test`` in a report measures the controller's, x; the worker's,
+x_worker, is taken as ``WORKER_SHARE`` of it), and, at the end, the controller catching
+up on reports (``after_tests_seconds``). One process pays none of it. Predicted wall time::
 
     W = 1:  start-up(one process) + sum(cpu + wait) + its tail
     W > 1:  start-up(xdist) * max(1, W / C)
@@ -17,12 +17,11 @@ taken to be the same), and, at the end, the controller catching up on reports
                   (sum(cpu + x_worker) + tests * x) / C)
             + xdist's tail
 
-with x the per-test cost. A suite of many millisecond tests often runs faster in one
-process than on two workers on two cores; `--workers auto` then says 1.
+A suite of many millisecond tests often runs faster in one process than on two workers
+on two cores; `--workers auto` then says 1.
 
-The worker's part of x is taken as ``WORKER_SHARE`` of the controller's. A test's CPU
-time counts it when it was measured under xdist: it is taken off for the one-process
-prediction. The duration store keeps the costs of the last run with xdist and of the
+A test's CPU time counts x_worker when it was measured under xdist: it is taken off for
+the one-process prediction. The duration store keeps the costs of the last run with xdist and of the
 last without it, so that a run in one mode still weighs what it measured of the other.
 
 A CPU-bound suite stops gaining at C workers; a suite that waits keeps gaining past it.
@@ -193,10 +192,12 @@ def _predict(suite: _Suite, workers: int, n_cores: int, costs: RunCosts) -> floa
         startup = costs.startup if costs.startup_one is None else costs.startup_one
         return startup + suite.cpu_sum + sum(suite.waits) + costs.tail_one
     stretch = max(1.0, workers / n_cores)
-    x = costs.per_test
-    slots = [(cpu + x) * stretch + wait for cpu, wait in zip(suite.cpus, suite.waits, strict=True)]
+    worker_x = costs.per_test * WORKER_SHARE
+    slots = [
+        (cpu + worker_x) * stretch + wait for cpu, wait in zip(suite.cpus, suite.waits, strict=True)
+    ]
     # The controller's share of the cores: it takes in every test's reports.
-    cpu_bound = (suite.cpu_sum + 2 * x * suite.count) / n_cores
+    cpu_bound = (suite.cpu_sum + (worker_x + costs.per_test) * suite.count) / n_cores
     # The measured start-up already shared the cores among its run's workers.
     startup = costs.startup / max(1.0, costs.startup_workers / n_cores)
     return startup * stretch + max(predict_makespan(slots, workers), cpu_bound) + costs.tail
