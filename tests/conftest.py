@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +106,29 @@ def neo4j_connection(pytestconfig: pytest.Config) -> Iterator[Connection]:
 
     with LocalBoltServer() as server:
         yield server.connection
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this checkout, which every sample's sessions install, built once per run.
+
+    xdist workers share it: two builds at once would share setuptools' build/ directory.
+    Their base directories are ``pytest-N/popen-gwK``, so ``pytest-N`` is this run's; a
+    run without xdist has ``pytest-N`` itself (its parent is every run's).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "testfleet-wheel"
+    with (shared / "testfleet-wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not list(out.glob("testfleet-*.whl")):
+            build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out)]
+            result = subprocess.run(
+                [*build, str(Path(__file__).resolve().parents[1])],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+    (found,) = out.glob("testfleet-*.whl")
+    return found

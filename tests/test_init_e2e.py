@@ -7,7 +7,6 @@ Nothing that init wrote is edited between init and the runs.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -20,32 +19,8 @@ from init_samples import make_sample, snapshot
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 # What the outer run (invoke ci, nox) may have set, which the sample's runs must not see.
 OUTER = ("TESTFLEET_", "PYTEST_", "COVERAGE_", "NOX", "GITHUB_STEP_SUMMARY", "VIRTUAL_ENV")
-
-
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this checkout, which every sample's sessions install, built once per run.
-
-    xdist workers share it: two builds at once would share setuptools' build/ directory.
-    """
-    shared = tmp_path_factory.getbasetemp().parent
-    out = shared / "testfleet-wheel"
-    with (shared / "testfleet-wheel.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not list(out.glob("testfleet-*.whl")):
-            build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out)]
-            result = subprocess.run(
-                [*build, str(ROOT)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert result.returncode == 0, result.stdout + result.stderr
-    (found,) = out.glob("testfleet-*.whl")
-    return found
 
 
 def environment(wheel: Path) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -259,6 +260,55 @@ def test_the_testfleet_command_imports_a_flat_layout_as_python_m_pytest_does(
     done = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.rstrip().splitlines()[-1].strip("= ").startswith("1 passed in ")
+
+
+@pytest.mark.slow
+def test_an_installed_testfleet_runs_pytest_in_its_process_without_a_warning_about_itself(
+    pytester: pytest.Pytester, tmp_path: Path, wheel: Path
+) -> None:
+    # pytest rewrites the asserts of every installed plugin's package, and warns when it
+    # was imported first, as the command does; `filterwarnings = error` made that fatal.
+    # An editable install hides it: pytest cannot see the package's files.
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
+    subprocess.run([*install, str(site), str(wheel)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = [sys.executable, "-c", "import testfleet; print(testfleet.__file__)"]
+    found = subprocess.run(where, env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.startswith(str(site))
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n')
+    pytester.makepyfile(test_a="def test_a():\n    pass\n")
+    command = [sys.executable, "-m", "testfleet", "run", "--workers", "1", "--no-history"]
+    done = subprocess.run(
+        [*command, "--", "-p", "no:randomly"],
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.fullmatch(r"=+ 1 passed in \d+\.\d\ds =+", done.stdout.rstrip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_conftest_that_exits_with_a_message_is_heard_through_the_testfleet_command(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest('import sys\n\nsys.exit("set DB_URL first")\n')
+    pytester.makepyfile(test_a="def test_a():\n    pass\n")
+    command = [sys.executable, "-m", "testfleet", "run", "--workers", "1", "--no-history"]
+    done = subprocess.run(
+        [*command, "--", "-p", "no:randomly"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # As `python -m pytest` would have ended: the message, and a failing status.
+    assert done.returncode == 1
+    assert "set DB_URL first" in done.stderr
+    assert "no timing report" in done.stdout
 
 
 ORDER_DEPENDENT_SUITE = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,28 @@ def test_a_run_without_xdist_still_weighs_what_the_last_run_with_it_cost(
     assert (costs.per_test, costs.tail, costs.startup) == (0.0005, 0.86, pytest.approx(1.355))
     after_one = workercount.choose_from(tmp_path, [], n_cores=2)
     assert after_xdist.workers == after_one.workers == 1
+
+
+def test_values_that_cannot_be_measurements_are_ignored(tmp_path: Path) -> None:
+    # A store edited by hand or written by something else: infinite, not-a-number and
+    # negative figures fall back to the defaults, and the choice still comes out.
+    bad = {
+        "workers": float("inf"),
+        "controller_cpu_per_test": -1,
+        "after_tests_seconds": float("nan"),
+        "cpu_stretch": float("inf"),
+        "collection_seconds": -3,
+    }
+    costs = workercount.RunCosts.from_run(bad)
+    assert costs == workercount.RunCosts.from_run({})
+    store = store_path(tmp_path / ".pytest_cache")
+    store.parent.mkdir(parents=True)
+    update_store(store, [(f"t.py::test_{i}", 0.01, 0.01) for i in range(50)], bad)
+    choice = workercount.choose_from(tmp_path, [], n_cores=2)
+    assert all(math.isfinite(p.seconds) and p.seconds > 0 for p in choice.predictions)
+    # Eight workers that measured no start-up: the default is not divided by them.
+    eight = workercount.RunCosts.from_run({"workers": 8})
+    assert (eight.startup, eight.startup_workers) == (workercount.DEFAULT_STARTUP, 1)
 
 
 def test_a_start_up_measured_on_more_workers_than_cores_is_not_stretched_twice() -> None:

@@ -1,4 +1,9 @@
-"""testfleet: fast, trusted parallel pytest runs."""
+"""testfleet: fast, trusted parallel pytest runs.
+
+PYTEST_DONT_REWRITE: the `testfleet` command imports this package before it runs pytest
+in its own process, and pytest, which rewrites the asserts of every plugin's package,
+would warn that it came too late (an error under ``filterwarnings = error``).
+"""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def _shard_of(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(shard, dict) or not isinstance(shard.get("assigned"), list):
         raise CombineError(
             f"{name} is not the report of a shard (no run.shard): write shard reports with "
-            "`testfleet run --shard I/N` or `pytest --testfleet-shard I/N --testfleet-report ...`"
+            "`testfleet run --shard I/N` or `pytest --testfleet-shard=I/N --testfleet-report=PATH`"
         )
     return shard
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,27 +172,40 @@ def pytest_here(command: Sequence[str]) -> int:
     A second interpreter would import Python, pytest and testfleet again before its first
     test: about a tenth of a second that plain ``pytest -n N`` does not pay. Only the first
     phase runs here: a pytest session leaves its test modules imported, so a later one
-    gets a fresh process. The current directory goes first on ``sys.path``, as ``-m``
-    puts it, and the directory and ``sys.path`` are restored after the session.
+    gets a fresh process. As under ``python -m pytest``, the current directory goes first
+    on ``sys.path`` (unless ``PYTHONSAFEPATH`` says not to) and ``sys.argv`` is pytest's;
+    the directory, ``sys.path`` and ``sys.argv`` are restored after the session.
     """
     if list(command[:3]) != commands.pytest_command([]):
         return subprocess.call(command)
     import pytest
 
     directory = Path.cwd()
-    path = list(sys.path)
-    sys.path.insert(0, str(directory))
+    path, argv = list(sys.path), sys.argv
+    if not sys.flags.safe_path:
+        sys.path.insert(0, str(directory))
+    sys.argv = [str(Path(pytest.__file__).with_name("__main__.py")), *command[3:]]
     try:
         return int(pytest.main(list(command[3:])))
     except SystemExit as exc:
-        # Raised past pytest's own handling (a conftest exiting at import, for one).
+        # Raised past pytest's own handling (a conftest exiting at import, for one): what
+        # the interpreter would have printed and returned.
         code = exc.code
-        return code if isinstance(code, int) else int(code is not None)
+        if code is None or isinstance(code, int):
+            return code or 0
+        print(code, file=sys.stderr)
+        return 1
+    except Exception:
+        # pytest let it through (a plugin that fails to import, for one): the traceback
+        # and status a `python -m pytest` would have ended with.
+        traceback.print_exc()
+        return 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os.chdir(directory)
         sys.path[:] = path
+        sys.argv = argv
 
 
 def run_counts(phase_reports: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -37,6 +37,7 @@ CPU-bound suite timed on a busy machine does not pass for one that sleeps.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testfleet.durations import Durations, load_durations
+from testfleet.durations import Durations, load_durations, run_mode
 from testfleet.schedule import predict_makespan
 
 #: A larger count must be predicted at least this much faster to be chosen: a worker
@@ -89,10 +90,12 @@ class RunCosts:
         """The costs measured by ``run`` (whose tests' CPU times are used), and by
         ``other``, a run in the other mode (with or without xdist); defaults for the rest.
         """
-        on_xdist = _number(run.get("workers")) not in (None, 1.0)
+        on_xdist = run_mode(run) == "xdist"
         xdist_run, one_run = (run, other) if on_xdist else (other, run)
         xdist_run, one_run = xdist_run or {}, one_run or {}
         collected = startup_from_report(xdist_run)
+        # Only a measured start-up shared the cores among its run's workers.
+        workers = _number(xdist_run.get("workers")) if collected is not None else None
         collection = _number(xdist_run.get("collection_seconds"))
         alone = startup_from_report(one_run)
         # A worker's start-up is a process start, imports and the collection; one process
@@ -104,10 +107,9 @@ class RunCosts:
         if alone is None:
             alone = collected
         per_test = _number(xdist_run.get("controller_cpu_per_test"))
-        measured_workers = _number(xdist_run.get("workers"))
         return cls(
             startup=collected,
-            startup_workers=int(measured_workers) if measured_workers else 1,
+            startup_workers=max(int(workers), 1) if workers else 1,
             startup_one=alone,
             stretch=stretch_from_report(run) or 1.0,
             measured_on_xdist=on_xdist,
@@ -118,8 +120,11 @@ class RunCosts:
 
 
 def _number(value: object) -> float | None:
+    """A finite, non-negative number from a report or the store, else None."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        number = float(value)
+        if math.isfinite(number) and number >= 0:
+            return number
     return None
 
 
@@ -154,23 +159,17 @@ def startup_from_report(run: Mapping[str, Any]) -> float | None:
     """Median seconds from a worker's start to the end of its collection, or None."""
     startup = run.get("worker_startup")
     if isinstance(startup, dict):
-        spans = [
-            float(w["collected"])
-            for w in startup.values()
-            if isinstance(w, dict) and isinstance(w.get("collected"), int | float)
-        ]
+        found = [_number(w.get("collected")) for w in startup.values() if isinstance(w, dict)]
+        spans = [span for span in found if span is not None]
         if spans:
             return statistics.median(spans)
-    collection = run.get("collection_seconds")
-    return float(collection) if isinstance(collection, int | float) else None
+    return _number(run.get("collection_seconds"))
 
 
 def stretch_from_report(run: Mapping[str, Any]) -> float | None:
     """The run's ``cpu_stretch`` (at least 1), or None when it was not measured."""
-    stretch = run.get("cpu_stretch")
-    if isinstance(stretch, int | float) and not isinstance(stretch, bool) and stretch > 0:
-        return max(float(stretch), 1.0)
-    return None
+    stretch = _number(run.get("cpu_stretch"))
+    return max(stretch, 1.0) if stretch else None
 
 
 class _Suite:
