@@ -161,14 +161,23 @@ def read_report_durations(path: Path) -> tuple[dict[str, float], dict[str, float
     return _from_report(_load_report(path))
 
 
-def read_store(path: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """Wall and CPU seconds per node id from a store file; ValueError when unusable."""
+def _read_store_file(path: Path) -> dict[str, Any]:
+    """A store file's JSON; ValueError when it is not a store."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot be read ({exc})") from None
     if not isinstance(data, dict) or data.get("schema") != STORE_SCHEMA:
         raise ValueError(f"{path}: not a {STORE_SCHEMA} store")
+    return data
+
+
+def read_store(path: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Wall and CPU seconds per node id from a store file; ValueError when unusable."""
+    return _store_tests(_read_store_file(path))
+
+
+def _store_tests(data: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     for nodeid, pair in data.get("tests", {}).items():
@@ -200,8 +209,9 @@ def load_durations(
         store = store_path(cache_dir if cache_dir is not None else root / ".pytest_cache")
         if store.is_file():
             try:
-                durations.add(str(store), *read_store(store))
-                durations.store_runs, durations.store_last = read_store_runs(store)
+                data = _read_store_file(store)
+                durations.add(str(store), *_store_tests(data))
+                durations.store_runs, durations.store_last = _store_runs(data)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 durations.skipped.append(f"{store}: {exc}")
     if needed and all(nodeid in durations.wall for nodeid in needed):
@@ -240,8 +250,11 @@ def run_mode(run: Mapping[str, Any]) -> str:
 
 def read_store_runs(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
     """The run facts a store kept per mode, and the mode of the run that wrote it last."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    runs = data.get("runs") if isinstance(data, dict) else None
+    return _store_runs(_read_store_file(path))
+
+
+def _store_runs(data: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    runs = data.get("runs")
     if not isinstance(runs, dict):
         return {}, None
     kept = {mode: dict(facts) for mode, facts in runs.items() if isinstance(facts, dict)}
@@ -261,8 +274,9 @@ def update_store(
     (with or without xdist), next to those of the last run in the other mode.
     """
     try:
-        wall, cpu = read_store(path)
-        runs, last = read_store_runs(path)
+        data = _read_store_file(path)
+        wall, cpu = _store_tests(data)
+        runs, last = _store_runs(data)
     except ValueError:
         wall, cpu = {}, {}
         runs, last = {}, None
@@ -278,10 +292,10 @@ def update_store(
     if run is not None:
         last = run_mode(run)
         runs[last] = {key: run[key] for key in RUN_FACTS if key in run}
-    data: dict[str, Any] = {"schema": STORE_SCHEMA, "tests": tests}
+    store: dict[str, Any] = {"schema": STORE_SCHEMA, "tests": tests}
     if runs:
-        data.update(runs=runs, last=last)
-    write_text_atomic(path, json.dumps(data) + "\n")
+        store.update(runs=runs, last=last)
+    write_text_atomic(path, json.dumps(store) + "\n")
     return count
 
 
