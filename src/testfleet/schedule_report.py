@@ -101,15 +101,9 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
         "predicted": [{"workers": p.workers, "seconds": p.seconds} for p in choice.predictions],
         "auto_workers": choice.workers,
         "cpu_stretch": stretch,
-        "controller_cpu_per_test": _number(run.get("controller_cpu_per_test")),
-        "after_tests_seconds": _number(run.get("after_tests_seconds")),
+        "controller_cpu_per_test": workercount.measured(run.get("controller_cpu_per_test")),
+        "after_tests_seconds": workercount.measured(run.get("after_tests_seconds")),
     }
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 def _s(value: float | None) -> str:

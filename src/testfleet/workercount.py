@@ -95,8 +95,8 @@ class RunCosts:
         xdist_run, one_run = xdist_run or {}, one_run or {}
         collected = startup_from_report(xdist_run)
         # Only a measured start-up shared the cores among its run's workers.
-        workers = _number(xdist_run.get("workers")) if collected is not None else None
-        collection = _number(xdist_run.get("collection_seconds"))
+        workers = measured(xdist_run.get("workers")) if collected is not None else None
+        collection = measured(xdist_run.get("collection_seconds"))
         alone = startup_from_report(one_run)
         # A worker's start-up is a process start, imports and the collection; one process
         # pays only the collection (its imports come before the run's clock starts).
@@ -106,7 +106,7 @@ class RunCosts:
             collected = DEFAULT_STARTUP if alone is None else alone + DEFAULT_SPAWN
         if alone is None:
             alone = collected
-        per_test = _number(xdist_run.get("controller_cpu_per_test"))
+        per_test = measured(xdist_run.get("controller_cpu_per_test"))
         return cls(
             startup=collected,
             startup_workers=max(int(workers), 1) if workers else 1,
@@ -114,12 +114,12 @@ class RunCosts:
             stretch=stretch_from_report(run) or 1.0,
             measured_on_xdist=on_xdist,
             per_test=per_test if per_test is not None else DEFAULT_PER_TEST,
-            tail=_number(xdist_run.get("after_tests_seconds")) or 0.0,
-            tail_one=_number(one_run.get("after_tests_seconds")) or 0.0,
+            tail=measured(xdist_run.get("after_tests_seconds")) or 0.0,
+            tail_one=measured(one_run.get("after_tests_seconds")) or 0.0,
         )
 
 
-def _number(value: object) -> float | None:
+def measured(value: object) -> float | None:
     """A finite, non-negative number from a report or the store, else None."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -159,16 +159,16 @@ def startup_from_report(run: Mapping[str, Any]) -> float | None:
     """Median seconds from a worker's start to the end of its collection, or None."""
     startup = run.get("worker_startup")
     if isinstance(startup, dict):
-        found = [_number(w.get("collected")) for w in startup.values() if isinstance(w, dict)]
+        found = [measured(w.get("collected")) for w in startup.values() if isinstance(w, dict)]
         spans = [span for span in found if span is not None]
         if spans:
             return statistics.median(spans)
-    return _number(run.get("collection_seconds"))
+    return measured(run.get("collection_seconds"))
 
 
 def stretch_from_report(run: Mapping[str, Any]) -> float | None:
     """The run's ``cpu_stretch`` (at least 1), or None when it was not measured."""
-    stretch = _number(run.get("cpu_stretch"))
+    stretch = measured(run.get("cpu_stretch"))
     return max(stretch, 1.0) if stretch else None
 
 
