@@ -262,6 +262,21 @@ def test_the_testfleet_command_imports_a_flat_layout_as_python_m_pytest_does(
     assert done.stdout.rstrip().splitlines()[-1].strip("= ").startswith("1 passed in ")
 
 
+def run_command_on_one_worker(
+    directory: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m testfleet run --workers 1`` in ``directory``, as a user starts it."""
+    command = [sys.executable, "-m", "testfleet", "run", "--workers", "1", "--no-history"]
+    return subprocess.run(
+        [*command, "--", "-p", "no:randomly"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_an_installed_testfleet_runs_pytest_in_its_process_without_a_warning_about_itself(
     pytester: pytest.Pytester, tmp_path: Path, wheel: Path
@@ -278,15 +293,7 @@ def test_an_installed_testfleet_runs_pytest_in_its_process_without_a_warning_abo
     assert found.stdout.startswith(str(site))
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n')
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
-    command = [sys.executable, "-m", "testfleet", "run", "--workers", "1", "--no-history"]
-    done = subprocess.run(
-        [*command, "--", "-p", "no:randomly"],
-        cwd=pytester.path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_command_on_one_worker(pytester.path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.fullmatch(r"=+ 1 passed in \d+\.\d\ds =+", done.stdout.rstrip().splitlines()[-1])
 
@@ -297,14 +304,7 @@ def test_a_conftest_that_exits_with_a_message_is_heard_through_the_testfleet_com
 ) -> None:
     pytester.makeconftest('import sys\n\nsys.exit("set DB_URL first")\n')
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
-    command = [sys.executable, "-m", "testfleet", "run", "--workers", "1", "--no-history"]
-    done = subprocess.run(
-        [*command, "--", "-p", "no:randomly"],
-        cwd=pytester.path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_command_on_one_worker(pytester.path)
     # As `python -m pytest` would have ended: the message, and a failing status.
     assert done.returncode == 1
     assert "set DB_URL first" in done.stderr
