@@ -238,6 +238,19 @@ BAD_REPORTS = {
         ),
         "tests[0] (t.py::x): a duration or time is not a number",
     ),
+    "notatest.json": (
+        json.dumps({**make_report([], 1.0, 1, "serial"), "tests": [make_test("t.py::x", 1.0), 42]}),
+        "tests[1] is not an object",
+    ),
+    "nonodeid.json": (
+        json.dumps(
+            {
+                **make_report([], 1.0, 1, "serial"),
+                "tests": [make_test("t.py::x", 1.0), {"outcome": "passed"}],
+            }
+        ),
+        "tests[1]: 'nodeid' is missing or not a string",
+    ),
 }
 
 

@@ -10,9 +10,11 @@ import json
 import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,13 +209,14 @@ def number_attempts(records: Iterable[TimingRecord]) -> list[TimingRecord]:
 
 def summarize(tests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The ``summary`` block of a report: counts per outcome and the sum of durations."""
+    # Counter and map run their loops in C: a 100,000-test report is summed in
+    # milliseconds. Outcomes not in OUTCOMES follow, in the order first seen.
     outcomes = dict.fromkeys(OUTCOMES, 0)
-    for test in tests:
-        outcomes[test["outcome"]] = outcomes.get(test["outcome"], 0) + 1
+    outcomes.update(Counter(map(itemgetter("outcome"), tests)))
     return {
         "tests": len(tests),
         "outcomes": outcomes,
-        "duration_sum": round(sum(float(t["duration"]) for t in tests), 6),
+        "duration_sum": round(sum(map(float, map(itemgetter("duration"), tests))), 6),
     }
 
 

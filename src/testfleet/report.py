@@ -6,8 +6,9 @@ import gc
 import heapq
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +37,21 @@ def load(
     few fields of a 100,000-test report holds a fraction of it in memory.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ReportError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ReportError(f"{path}: cannot be read ({exc})") from None
     try:
-        data = _parse(text, fields)
+        data, checked = _parse(raw, fields)
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ReportError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    except _UnsoundTest:
-        # Parse again in full, for the message that names the test and what is wrong.
-        data, fields = json.loads(text), None
-    del text
-    report = validate(data, str(path), tests_checked=fields is not None)
+    del raw
+    report = validate(data, str(path), tests_checked=checked)
     if run_id is not None and report["run"].get("id") != run_id:
         raise ReportError(
             f"{path} is from run {report['run'].get('id')!r}, not from run {run_id!r}: "
@@ -64,38 +64,71 @@ class _UnsoundTest(Exception):
     """A test entry that fails the quick check; the full check says why."""
 
 
-def _parse(text: str, fields: Sequence[str] | None) -> Any:
-    """The report's JSON; with ``fields``, each test checked and cut down as it is parsed."""
+#: From this size on, a report is parsed with msgspec (:mod:`testfleet.bigreport`).
+BIG_REPORT_BYTES = 1_000_000
+
+
+def _parse(raw: bytes, fields: Sequence[str] | None) -> tuple[Any, bool]:
+    """The report's JSON, and whether its tests were checked while it was parsed.
+
+    With ``fields``, each test is checked and cut down as it is parsed. A test that
+    fails the quick check has the whole report parsed again in full, for
+    :func:`validate` to say what is wrong.
+    """
     # Parsing makes a few objects per test and none of them is cyclic: the cyclic garbage
     # collector would only walk them again and again as they pile up.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
+        if len(raw) >= BIG_REPORT_BYTES:
+            from testfleet import bigreport
+
+            parsed = bigreport.parse(raw, fields)
+            if parsed is not None:
+                return parsed
+        text = raw.decode("utf-8")
         if fields is None:
-            return json.loads(text)
-        keep = tuple(dict.fromkeys([*fields, "attempt"]))
-        strings: dict[str, str] = {}
-        marker_lists: dict[tuple[str, ...], list[str]] = {}
-
-        def slim(obj: dict[str, Any]) -> dict[str, Any]:
-            if "nodeid" not in obj:
-                return obj
-            if not _sound(obj):
-                raise _UnsoundTest
-            test = {key: obj[key] for key in keep if key in obj}
-            # Outcomes, workers and markers repeat: one string (and list) each.
-            for key in ("outcome", "worker"):
-                if key in test:
-                    test[key] = strings.setdefault(test[key], test[key])
-            if "markers" in test:
-                names = tuple(test["markers"])
-                test["markers"] = marker_lists.setdefault(names, list(names))
-            return test
-
-        return json.loads(text, object_hook=slim)
+            return json.loads(text), False
+        try:
+            data = json.loads(text, object_hook=_slimmer(fields))
+        except _UnsoundTest:
+            return json.loads(text), False
+        # The hook checked the objects with a node id: not an entry that is no object,
+        # or that has none. Parsed again in full, such a report gets its message.
+        tests = data.get("tests") if isinstance(data, dict) else None
+        if isinstance(tests, list) and not all(
+            type(test) is dict and "nodeid" in test for test in tests
+        ):
+            return json.loads(text), False
+        return data, True
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _slimmer(fields: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``object_hook`` that checks each test and keeps only ``fields`` (and ``attempt``)."""
+    keep = tuple(dict.fromkeys([*fields, "attempt"]))
+    strings: dict[str, str] = {}
+    marker_lists: dict[tuple[str, ...], list[str]] = {}
+
+    def slim(obj: dict[str, Any]) -> dict[str, Any]:
+        if "nodeid" not in obj:
+            return obj
+        if not _sound(obj):
+            raise _UnsoundTest
+        test = {key: obj[key] for key in keep if key in obj}
+        # Outcomes, workers and markers repeat: one string (and list) each.
+        for key in ("outcome", "worker"):
+            if key in test:
+                test[key] = strings.setdefault(test[key], test[key])
+        markers = test.get("markers")
+        if type(markers) is list:
+            names = tuple(markers)
+            test["markers"] = marker_lists.setdefault(names, markers)
+        return test
+
+    return slim
 
 
 _NUMBER_TYPES = (int, float)
@@ -253,15 +286,16 @@ def analyze(
     tests = report["tests"]
     wall = float(run["wall_seconds"])
     workers = int(run["workers"]) or 1
-    total = sum(float(t["duration"]) for t in tests)
+    # float(): whole numbers are valid durations too, and the output keeps one type.
+    durations = list(map(float, map(itemgetter("duration"), tests)))
+    total = sum(durations)
     per_marker: dict[str, list[float]] = defaultdict(list)
     per_file: dict[str, list[float]] = defaultdict(list)
     per_worker: dict[str, list[float]] = defaultdict(list)
     unmarked = per_marker["(none)"]
     # Markers lists repeat (load() shares equal ones): each is filtered once.
     visible: dict[int, list[str]] = {}
-    for test in tests:
-        duration = float(test["duration"])
+    for test, duration in zip(tests, durations, strict=True):
         markers = test.get("markers")
         if markers:
             shown = visible.get(id(markers))
@@ -277,7 +311,7 @@ def analyze(
         per_worker[test["worker"]].append(duration)
     if not unmarked:
         del per_marker["(none)"]
-    slowest = heapq.nlargest(max(top, 0), tests, key=lambda t: float(t["duration"]))
+    slowest = heapq.nlargest(max(top, 0), tests, key=itemgetter("duration"))
     result: dict[str, Any] = {
         "run": {
             key: run.get(key)
@@ -329,29 +363,27 @@ def compare(
     report: Mapping[str, Any], baseline: Mapping[str, Any], thresholds: Thresholds = Thresholds()
 ) -> dict[str, Any]:
     """Speedup of the whole run and per-test changes against a baseline report."""
-    now = _durations_by_id(report)
-    before = _durations_by_id(baseline)
+    now, outcomes_now = _tests_by_id(report)
+    before, outcomes_before = _tests_by_id(baseline)
     wall_now = float(report["run"]["wall_seconds"])
     wall_before = float(baseline["run"]["wall_seconds"])
-    outcomes_now = _outcomes_by_id(report)
-    outcomes_before = _outcomes_by_id(baseline)
     slower: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
+    ratio, seconds = thresholds.ratio, thresholds.seconds
     # One pass over the tests of both, and only the few that changed sorted: a
     # 100,000-test comparison stays quick.
-    for nodeid, new in now.items():
-        old = before.get(nodeid)
-        if old is None:
+    for nodeid, test in now.items():
+        old_test = before.get(nodeid)
+        if old_test is None:
             continue
-        if outcomes_now[nodeid] != outcomes_before[nodeid]:
-            changed.append(
-                {
-                    "nodeid": nodeid,
-                    "baseline": outcomes_before[nodeid],
-                    "current": outcomes_now[nodeid],
-                }
-            )
-        if new - old >= thresholds.seconds and new >= old * thresholds.ratio:
+        outcome = test["outcome"] if outcomes_now is None else outcomes_now[nodeid]
+        old_outcome = old_test["outcome"] if outcomes_before is None else outcomes_before[nodeid]
+        if outcome != old_outcome:
+            changed.append({"nodeid": nodeid, "baseline": old_outcome, "current": outcome})
+        # float(): a report written by another tool may hold whole numbers, and the
+        # output keeps one type.
+        new, old = float(test["duration"]), float(old_test["duration"])
+        if new - old >= seconds and new >= old * ratio:
             slower.append(
                 {
                     "nodeid": nodeid,
@@ -376,16 +408,21 @@ def compare(
     }
 
 
-def _outcomes_by_id(report: Mapping[str, Any]) -> dict[str, str]:
-    # The first attempt is the run's own result; later ones are reruns. Read backwards,
-    # the first attempt is the last one written.
-    return {test["nodeid"]: test["outcome"] for test in reversed(report["tests"])}
+def _tests_by_id(
+    report: Mapping[str, Any],
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, str] | None]:
+    """Each test by node id, its last attempt; and its first attempt's outcome if reruns differ.
 
-
-def _durations_by_id(report: Mapping[str, Any]) -> dict[str, float]:
-    # With several attempts of a test, the last one stands for it. float(): a report
-    # written by another tool may hold whole numbers, and the output keeps one type.
-    return {test["nodeid"]: float(test["duration"]) for test in report["tests"]}
+    With several attempts of a test, the last one's duration stands for it, and the first
+    attempt's outcome is the run's own result (later ones are reruns). Without reruns
+    (the usual case) one dict gives both, and the second is None.
+    """
+    tests = report["tests"]
+    last = {test["nodeid"]: test for test in tests}
+    if len(last) == len(tests):
+        return last, None
+    # Read backwards, the first attempt is the last one written.
+    return last, {test["nodeid"]: test["outcome"] for test in reversed(tests)}
 
 
 def render(analysis: Mapping[str, Any], fmt: str) -> str:

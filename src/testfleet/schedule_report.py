@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from testfleet import workercount
@@ -22,6 +23,9 @@ BUILTIN_MARKS = frozenset(
 )
 
 
+_cpu_of = methodcaller("get", "cpu")
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -31,35 +35,39 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
     run = report["run"]
     tests = [t for t in report["tests"] if t.get("attempt", 1) == 1]
     workers = int(run.get("workers") or 1)
-    # One pass over the tests: a 100,000-test report is read in well under a second.
-    wall: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    # Per worker: first start, last stop, busy seconds.
-    spans: dict[str, list[float]] = {}
-    first = float("inf")
-    last = float("-inf")
     # load() checked that these are numbers; float() keeps the output's types whatever
-    # wrote the report (whole numbers are valid JSON numbers too). No min()/max() calls.
-    for test in tests:
-        nodeid, duration = test["nodeid"], float(test["duration"])
-        start, stop = float(test["start"]), float(test["stop"])
-        wall[nodeid] = duration
-        test_cpu = test.get("cpu")
-        if test_cpu is not None:
-            cpu[nodeid] = float(test_cpu)
-        if start and start < first:
-            first = start
-        if stop > last:
-            last = stop
-        span = spans.get(test["worker"])
-        if span is None:
-            spans[test["worker"]] = [start, stop, duration]
+    # wrote the report (whole numbers are valid JSON numbers too). The per-test work is
+    # done by map, zip and dict in C where it can be: a 100,000-test report is read in
+    # well under a second.
+    nodeids = list(map(itemgetter("nodeid"), tests))
+    durations = list(map(float, map(itemgetter("duration"), tests)))
+    starts = list(map(float, map(itemgetter("start"), tests)))
+    stops = list(map(float, map(itemgetter("stop"), tests)))
+    wall = dict(zip(nodeids, durations, strict=True))
+    cpu = {
+        nodeid: float(test_cpu)
+        for nodeid, test_cpu in zip(nodeids, map(_cpu_of, tests), strict=True)
+        if test_cpu is not None
+    }
+    # A start of 0 is a test that never started (its setup was not timed).
+    first = min(filter(None, starts), default=float("inf"))
+    last = max(stops, default=float("-inf"))
+    # Per worker: first start, last stop, busy seconds.
+    by_worker: dict[str, list[int]] = {}
+    for index, worker in enumerate(map(itemgetter("worker"), tests)):
+        indices = by_worker.get(worker)
+        if indices is None:
+            by_worker[worker] = [index]
         else:
-            if start < span[0]:
-                span[0] = start
-            if stop > span[1]:
-                span[1] = stop
-            span[2] += duration
+            indices.append(index)
+    spans = {
+        worker: (
+            min(map(starts.__getitem__, indices)),
+            max(map(stops.__getitem__, indices)),
+            sum(map(durations.__getitem__, indices)),
+        )
+        for worker, indices in by_worker.items()
+    }
     started = first != float("inf")
     origin = float(run.get("start") or (first if started else 0.0))
     bound = lower_bound(list(wall.values()), workers)
@@ -78,7 +86,7 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
                 "busy": _round(busy),
             }
         )
-    longest = heapq.nlargest(top, tests, key=lambda t: float(t["duration"]))
+    longest = heapq.nlargest(top, tests, key=itemgetter("duration"))
     known = Durations(wall=wall, cpu=cpu)
     stretch = workercount.stretch_from_report(run)
     choice = workercount.choose(known, workercount.RunCosts.from_run(run), n_cores)
