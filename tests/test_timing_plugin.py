@@ -496,3 +496,31 @@ def test_a_run_with_too_little_cpu_work_to_tell_leaves_the_stretch_unknown(
     pytester.makepyfile("def test_a(): pass\n")
     run(pytester, "-p", "no:xdist", "--testfleet-report", "r.json").assert_outcomes(passed=1)
     assert read_report(pytester.path / "r.json")["run"]["cpu_stretch"] is None
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "confstr"), reason="the C library's version is a POSIX query"
+)
+def test_the_reports_platform_is_pythons_own_name_without_starting_a_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import platform
+    import subprocess
+
+    from testfleet.records import platform_name
+
+    expected = platform.platform()
+    # platform keeps what it found: forgotten, a second call would start no process either.
+    monkeypatch.setattr(platform, "_uname_cache", None, raising=False)
+    monkeypatch.setattr(platform, "_platform_cache", {}, raising=False)
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "check_output", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    name = platform_name()
+    if platform.system() == "Linux" and "glibc" in expected:
+        assert name == expected
+    else:
+        assert name.startswith(f"{platform.system()}-")

@@ -26,6 +26,7 @@ from testfleet.records import (
     cpu_stretch,
     git_commit,
     own_cpu_seconds,
+    platform_name,
     report_text,
 )
 
@@ -381,7 +382,7 @@ class TimingRecorder:
             "exit_status": int(exitstatus),
             "python": platform.python_version(),
             "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
+            "platform": platform_name(),
             "pytest": pytest.__version__,
             "testfleet": __version__,
             "git_commit": git_commit(config.rootpath),
