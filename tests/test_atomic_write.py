@@ -246,3 +246,25 @@ def test_a_record_crosses_from_a_worker_to_the_controller_unchanged() -> None:
     )
     assert TimingRecord.from_wire(json.loads(json.dumps(record.to_wire()))) == record
     assert TimingRecord.from_wire(TimingRecord(nodeid="a", worker="b").to_wire()).cpu is None
+
+
+def test_a_reports_numbers_are_written_as_repr_of_round_writes_them() -> None:
+    # rounded_text takes a shortcut in the usual range; it must never write other text.
+    import random
+
+    from testfleet.records import rounded_text
+
+    rng = random.Random(20261201)
+    values: list[float] = [0.0, -0.0, 1e-4, 9.99999e-5, 0.0001000004, 1e9, 999999999.9999996]
+    values += [0.0000005, 2.5e-7, 0.1234565, 1800000000.2295715, 1 / 3, 2.675, 1e16, 5e-324]
+    values += [2.0**32, 2.0**32 - 2**-20, 2.0**31 + 0.0000005, 4294967295.9999995]
+    for _ in range(40_000):
+        magnitude = 10 ** rng.uniform(-9, 12)
+        values.append(rng.choice([1, -1]) * magnitude)
+        # Six-decimal halfway points, where rounding is decided, up to past 2**32.
+        values.append(rng.randrange(5 * 10**15) / 10**6 + 5e-7)
+        # Epoch seconds, as a test's start and stop.
+        values.append(rng.uniform(1.7e9, 2.2e9))
+    wrong = [value for value in values if rounded_text(value) != repr(round(value, 6))]
+    assert wrong == []
+    assert rounded_text(3) == "3"

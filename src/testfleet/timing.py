@@ -189,21 +189,24 @@ class TimingRecorder:
         a hook call per test.
         """
         by_id = {item.nodeid: item for item in items}
-        inherited: dict[object, frozenset[str]] = {}
+        # Markers of modules and classes are shared by many tests: looked up once per
+        # parent, and a test with no marks of its own shares its parent's sorted list.
+        inherited: dict[object, tuple[frozenset[str], list[str]]] = {}
+        no_parent: tuple[frozenset[str], list[str]] = (frozenset(), [])
         for record in self.records():
             item = by_id.get(record.nodeid)
             if item is None:
                 continue
-            # Markers of modules and classes are shared by many tests: look them up once.
-            names = {mark.name for mark in item.own_markers}
             parent = item.parent
-            if parent is not None:
-                from_parents = inherited.get(parent)
-                if from_parents is None:
-                    from_parents = frozenset(mark.name for mark in parent.iter_markers())
-                    inherited[parent] = from_parents
-                names.update(from_parents)
-            record.markers = sorted(names)
+            from_parents = inherited.get(parent) if parent is not None else no_parent
+            if from_parents is None:
+                names = frozenset(mark.name for mark in parent.iter_markers())  # type: ignore[union-attr]
+                from_parents = inherited[parent] = (names, sorted(names))
+            own = item.own_markers
+            if own:
+                record.markers = sorted(from_parents[0].union(mark.name for mark in own))
+            else:
+                record.markers = from_parents[1]
             if "@" in record.nodeid:
                 record.nodeid = canonical_nodeid(item)
 
