@@ -524,3 +524,36 @@ def test_the_reports_platform_is_pythons_own_name_without_starting_a_process(
         assert name == expected
     else:
         assert name.startswith(f"{platform.system()}-")
+
+
+CPU_SUITE = """
+import subprocess
+import sys
+import time
+
+BUSY = "import time\\nend = time.process_time() + 0.2\\nwhile time.process_time() < end: pass"
+
+def test_busy():
+    exec(BUSY)
+
+def test_sleeps():
+    time.sleep(0.2)
+
+def test_waits_for_a_busy_child():
+    subprocess.run([sys.executable, "-c", BUSY], check=True)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_tests_cpu_counts_its_own_work_and_its_childrens_not_its_sleep(
+    pytester: pytest.Pytester, read_report: ReadReport, workers: int
+) -> None:
+    pytester.makepyfile(test_cpu=CPU_SUITE)
+    result = run(pytester, *worker_args(workers), "--testfleet-report", "r.json")
+    result.assert_outcomes(passed=3)
+    cpu = {
+        t["nodeid"].split("::")[1]: t["cpu"] for t in read_report(pytester.path / "r.json")["tests"]
+    }
+    assert cpu["test_busy"] >= 0.18
+    assert cpu["test_waits_for_a_busy_child"] >= 0.18
+    assert cpu["test_sleeps"] < 0.1
