@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -283,6 +284,90 @@ def render(summary: dict[str, Any], rounds: int, tests: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def count_instructions(
+    setup: Setup, root: Path, nodeids: set[str], env: dict[str, str], out_dir: Path
+) -> int:
+    """Instructions of one run of ``setup`` under valgrind's callgrind, every process summed.
+
+    A count, not a time: the same for the same code whatever else the machine does, so
+    that a difference of a few percent shows on a machine whose speed varies by more.
+    xdist's controller waits for its workers with timeouts, and which worker runs which
+    test varies, so a run on workers varies a little from run to run; a run in one
+    process does not.
+    """
+    report = root / REPORT_NAME
+    report.unlink(missing_ok=True)
+    prefix = out_dir / setup.name.replace(" ", "_")
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--trace-children=yes",
+        f"--callgrind-out-file={prefix}.%p",
+        sys.executable,
+        "-m",
+        "pytest",
+        *setup.args,
+    ]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or f"{len(nodeids)} passed" not in result.stdout:
+        raise BenchmarkError(
+            f"{setup.name}: pytest under valgrind exited {result.returncode}: "
+            f"{shlex.join(command)}\n{tail(result.stdout + result.stderr)}"
+        )
+    if setup.writes_report:
+        check_report(setup, report, nodeids)
+    total = 0
+    for output in out_dir.glob(f"{prefix.name}.*"):
+        for line in output.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("summary:"):
+                total += int(line.split()[1])
+        output.unlink()
+    if not total:
+        raise BenchmarkError(f"{setup.name}: callgrind wrote no instruction count")
+    return total
+
+
+def measure_instructions(
+    all_setups: Sequence[Setup], tests: int, log: TextIO = sys.stderr
+) -> dict[str, int]:
+    """Instructions of each setup's run, after one untimed warm-up run of each."""
+    counts: dict[str, int] = {}
+    # A fixed hash seed: with a random one, sets and dicts of strings lay out differently
+    # from run to run, which moves a run's count by about half a percent.
+    env = {**clean_env(), "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory(prefix="testfleet-bench-") as tmp:
+        root = Path(tmp) / "suite"
+        root.mkdir()
+        nodeids = write_suite(root, tests)
+        for setup in all_setups:
+            # The warm-up writes the bytecode caches, which would count for the first run.
+            run_once(setup, root, nodeids, env)
+        for setup in all_setups:
+            print(f"callgrind: {setup.name} (minutes)", file=log, flush=True)
+            counts[setup.name] = count_instructions(setup, root, nodeids, env, Path(tmp))
+            print(f"callgrind: {setup.name}: {counts[setup.name]:,}", file=log, flush=True)
+    return counts
+
+
+def render_instructions(counts: dict[str, int], tests: int) -> str:
+    """The instruction counts and what --testfleet-report adds, as a table."""
+    out = [
+        f"testfleet overhead in instructions (valgrind callgrind): {tests} trivial tests, "
+        f"Python {platform.python_version()}",
+        "",
+    ]
+    out += [f"{name:<18}{count:>18,}" for name, count in counts.items()]
+    out.append("")
+    for mode in ("serial", "-n 2"):
+        with_count = counts.get(f"{mode} report")
+        without = counts.get(f"{mode} installed")
+        if with_count and without:
+            added = (with_count / without - 1) * 100
+            verdict = "OK" if added < TARGET_PERCENT else "ABOVE TARGET"
+            out.append(f"{mode:<7}--testfleet-report adds {added:+.2f}% instructions: {verdict}")
+    return "\n".join(out) + "\n"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line of the benchmark."""
     parser = argparse.ArgumentParser(
@@ -306,6 +391,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH"
     )
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under valgrind's callgrind instead of timing: one run of "
+        "each configuration with testfleet installed and with --testfleet-report (takes "
+        "minutes; needs valgrind)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help=f"exit 1 when --testfleet-report adds {TARGET_PERCENT:.0f}%% or more wall time "
@@ -318,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, and optionally check the target."""
     args = parse_args(argv)
     all_setups = setups()
+    if args.instructions:
+        return main_instructions(args, [s for s in all_setups if s.plugin != "disabled"])
     try:
         times = measure(all_setups, args.rounds, args.tests)
     except BenchmarkError as exc:
@@ -341,6 +435,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check and not all(row.get("within_target", True) for row in summary["overhead"]):
         return 1
     return 0
+
+
+def main_instructions(args: argparse.Namespace, chosen: Sequence[Setup]) -> int:
+    """``--instructions``: count, print, and check the target on the counts."""
+    if shutil.which("valgrind") is None:
+        print(
+            "bench_overhead.py: error: --instructions needs valgrind "
+            "(Debian: apt-get install valgrind)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        counts = measure_instructions(chosen, args.tests)
+    except BenchmarkError as exc:
+        print(f"bench_overhead.py: error: {exc}", file=sys.stderr)
+        return 1
+    print(render_instructions(counts, args.tests), end="")
+    if args.json is not None:
+        write_json_atomic(
+            args.json,
+            {
+                "schema": JSON_SCHEMA,
+                "tests": args.tests,
+                "measure": "instructions",
+                "target_percent": TARGET_PERCENT,
+                "python": platform.python_version(),
+                "instructions": counts,
+            },
+        )
+    over = [
+        mode
+        for mode in ("serial", "-n 2")
+        if counts[f"{mode} report"] / counts[f"{mode} installed"] - 1 >= TARGET_PERCENT / 100
+    ]
+    return 1 if args.check and over else 0
 
 
 if __name__ == "__main__":

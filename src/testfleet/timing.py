@@ -102,7 +102,10 @@ class TimingRecorder:
         self._me = workers.worker_id(config)
         self._open: dict[str, TimingRecord] = {}
         self._done: list[TimingRecord] = []
-        self._pending: list[tuple[pytest.TestReport, float]] = []
+        # Two lists, not a list of pairs: a pair per report would be an object more for
+        # the cyclic garbage collector to count and walk during the tests.
+        self._pending: list[pytest.TestReport] = []
+        self._pending_cpu: list[float] = []
         self._from_workers: list[TimingRecord] = []
         self._forwarded: dict[str, list[pytest.TestReport]] = {}
         self._workers_seen: set[str] = set()
@@ -134,13 +137,15 @@ class TimingRecorder:
         when = report.when
         # CPU time is read once per test, when its last report arrives: the difference
         # from the previous test's is this test's, with no hook of its own.
-        self._pending.append((report, cpu_seconds() if when != "setup" and when != "call" else 0.0))
+        self._pending.append(report)
+        self._pending_cpu.append(cpu_seconds() if when != "setup" and when != "call" else 0.0)
 
     def _fold_pending(self) -> None:
         """Fold the reports kept by pytest_runtest_logreport into records, in their order."""
         pending, self._pending = self._pending, []
+        cpus, self._pending_cpu = self._pending_cpu, []
         open_records, done, me = self._open, self._done, self._me
-        for report, cpu in pending:
+        for report, cpu in zip(pending, cpus, strict=True):
             nodeid = report.nodeid
             record = open_records.get(nodeid)
             if record is None or report.when == "setup":
