@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -353,13 +354,16 @@ def dumps_report(data: Mapping[str, Any]) -> str:
 
 
 def platform_name() -> str:
-    """``platform.platform()``'s answer on Linux ("Linux-6.1.0-x86_64-with-glibc2.36").
+    """``platform.platform()``: on Linux ("Linux-6.1.0-x86_64-with-glibc2.36") without its cost.
 
-    Without its cost: ``platform.platform()`` reads the processor field of
-    ``platform.uname()``, which starts ``uname -p`` (25 ms, every run with a report).
+    ``platform.platform()`` reads the processor field of ``platform.uname()``, which on
+    Linux starts ``uname -p`` (25 ms, every run with a report). Elsewhere it is asked
+    itself: its answer there (``macOS-14.2-arm64-arm-64bit``) is built otherwise.
     """
     import platform
 
+    if not sys.platform.startswith("linux"):
+        return platform.platform()
     uname = platform.uname()
     parts = [uname.system, uname.release, uname.machine]
     try:

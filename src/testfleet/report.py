@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import json
@@ -106,6 +107,10 @@ def _parse(raw: bytes, fields: Sequence[str] | None) -> tuple[Any, bool]:
             gc.enable()
 
 
+#: The numbers of a test that msgspec reads as floats (whole numbers too).
+_FLOAT_FIELDS = ("duration", "start", "stop", "cpu")
+
+
 def _slimmer(fields: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The ``object_hook`` that checks each test and keeps only ``fields`` (and ``attempt``)."""
     keep = tuple(dict.fromkeys([*fields, "attempt"]))
@@ -118,14 +123,23 @@ def _slimmer(fields: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, Any]
         if not _sound(obj):
             raise _UnsoundTest
         test = {key: obj[key] for key in keep if key in obj}
+        # Whole numbers as floats, as msgspec reads them from a large report: a reader
+        # sees one type whichever parser read the file.
+        for key in _FLOAT_FIELDS:
+            if type(test.get(key)) is int:
+                test[key] = float(test[key])
+        phases = test.get("durations")
+        if phases is not None:
+            test["durations"] = {phase: float(phases[phase]) for phase in PHASES}
         # Outcomes, workers and markers repeat: one string (and list) each.
         for key in ("outcome", "worker"):
             if key in test:
                 test[key] = strings.setdefault(test[key], test[key])
         markers = test.get("markers")
         if type(markers) is list:
-            names = tuple(markers)
-            test["markers"] = marker_lists.setdefault(names, markers)
+            # Names that are lists or objects cannot be a key: kept as they are, not shared.
+            with contextlib.suppress(TypeError):
+                test["markers"] = marker_lists.setdefault(tuple(markers), markers)
         return test
 
     return slim
@@ -345,7 +359,8 @@ def analyze(
 def _brief(test: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "nodeid": test["nodeid"],
-        "duration": test["duration"],
+        # float(): whole numbers are valid durations, and the output keeps one type.
+        "duration": float(test["duration"]),
         "outcome": test["outcome"],
         "worker": test["worker"],
     }
