@@ -102,10 +102,7 @@ class TimingRecorder:
         self._me = workers.worker_id(config)
         self._open: dict[str, TimingRecord] = {}
         self._done: list[TimingRecord] = []
-        # Two lists, not a list of pairs: a pair per report would be an object more for
-        # the cyclic garbage collector to count and walk during the tests.
-        self._pending: list[pytest.TestReport] = []
-        self._pending_cpu: list[float] = []
+        self._pending: list[tuple[pytest.TestReport, float]] = []
         self._from_workers: list[TimingRecord] = []
         self._forwarded: dict[str, list[pytest.TestReport]] = {}
         self._workers_seen: set[str] = set()
@@ -137,15 +134,13 @@ class TimingRecorder:
         when = report.when
         # CPU time is read once per test, when its last report arrives: the difference
         # from the previous test's is this test's, with no hook of its own.
-        self._pending.append(report)
-        self._pending_cpu.append(cpu_seconds() if when != "setup" and when != "call" else 0.0)
+        self._pending.append((report, cpu_seconds() if when != "setup" and when != "call" else 0.0))
 
     def _fold_pending(self) -> None:
         """Fold the reports kept by pytest_runtest_logreport into records, in their order."""
         pending, self._pending = self._pending, []
-        cpus, self._pending_cpu = self._pending_cpu, []
         open_records, done, me = self._open, self._done, self._me
-        for report, cpu in zip(pending, cpus, strict=True):
+        for report, cpu in pending:
             nodeid = report.nodeid
             record = open_records.get(nodeid)
             if record is None or report.when == "setup":
@@ -203,9 +198,12 @@ class TimingRecorder:
             if item is None:
                 continue
             parent = item.parent
-            from_parents = inherited.get(parent) if parent is not None else no_parent
-            if from_parents is None:
-                names = frozenset(mark.name for mark in parent.iter_markers())  # type: ignore[union-attr]
+            if parent is None:
+                from_parents = no_parent
+            elif (found := inherited.get(parent)) is not None:
+                from_parents = found
+            else:
+                names = frozenset(mark.name for mark in parent.iter_markers())
                 from_parents = inherited[parent] = (names, sorted(names))
             own = item.own_markers
             if own:
