@@ -16,7 +16,6 @@ whole file.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any, Literal, Required, TypedDict
 
 import msgspec
@@ -46,12 +45,14 @@ CHECKED: dict[str, Any] = {
 OPTIONAL: dict[str, Any] = {"markers": list[str], "cpu": float | None, "attempt": int}
 
 
-def parse(raw: bytes, fields: Sequence[str] | None) -> tuple[Any, bool] | None:
-    """The report's JSON and whether its tests were checked; None when msgspec refuses it."""
+def parse(raw: bytes, keep: tuple[str, ...] | None) -> tuple[Any, bool] | None:
+    """The report's JSON and whether its tests were checked; None when msgspec refuses it.
+
+    ``keep``: the keys each test keeps (None: the whole report, unchecked).
+    """
     try:
-        if fields is None:
+        if keep is None:
             return msgspec.json.decode(raw), False
-        keep = tuple(dict.fromkeys([*fields, "attempt"]))
         data = _decoder(keep).decode(raw)
     except msgspec.DecodeError:
         return None

@@ -81,17 +81,19 @@ def _parse(raw: bytes, fields: Sequence[str] | None) -> tuple[Any, bool]:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
+        # What each test keeps: the fields asked for, and its attempt.
+        keep = None if fields is None else tuple(dict.fromkeys([*fields, "attempt"]))
         if len(raw) >= BIG_REPORT_BYTES:
             from testfleet import bigreport
 
-            parsed = bigreport.parse(raw, fields)
+            parsed = bigreport.parse(raw, keep)
             if parsed is not None:
                 return parsed
         text = raw.decode("utf-8")
-        if fields is None:
+        if keep is None:
             return json.loads(text), False
         try:
-            data = json.loads(text, object_hook=_slimmer(fields))
+            data = json.loads(text, object_hook=_slimmer(keep))
         except _UnsoundTest:
             return json.loads(text), False
         # The hook checked the objects with a node id: not an entry that is no object,
@@ -111,9 +113,8 @@ def _parse(raw: bytes, fields: Sequence[str] | None) -> tuple[Any, bool]:
 _FLOAT_FIELDS = ("duration", "start", "stop", "cpu")
 
 
-def _slimmer(fields: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The ``object_hook`` that checks each test and keeps only ``fields`` (and ``attempt``)."""
-    keep = tuple(dict.fromkeys([*fields, "attempt"]))
+def _slimmer(keep: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``object_hook`` that checks each test and keeps only the keys in ``keep``."""
     strings: dict[str, str] = {}
     marker_lists: dict[tuple[str, ...], list[str]] = {}
 
