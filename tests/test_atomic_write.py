@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -198,9 +199,14 @@ def test_a_report_has_one_line_per_test_and_reads_back_as_written(
     ]
 
 
+#: A number as a run's report writes it: six decimals, no exponent.
+SIX_DECIMALS = re.compile(r"-?[0-9]+\.[0-9]{6}")
+NUMBER_KEYS = ("duration", "setup", "call", "teardown", "start", "stop", "cpu")
+
+
 def test_the_text_a_run_writes_is_the_report_of_its_records() -> None:
     # The recorder writes its report straight from the records; readers and baselines
-    # rely on it being exactly the documented report, formatting included.
+    # rely on it reading back as the documented report, one line per test.
     from testfleet.records import TimingRecord, build_report, dumps_report, report_text
 
     records = [
@@ -219,12 +225,93 @@ def test_the_text_a_run_writes_is_the_report_of_its_records() -> None:
         ),
         TimingRecord(nodeid="t.py::a", worker="gw1", outcome="passed", call=3.0, start=1.0),
         TimingRecord(nodeid="t.py::c", worker="main", setup=0, call=0, teardown=0, cpu=0.0),
+        TimingRecord(nodeid="t.py::d", worker="", markers=["slow", "ünï"], call=3e-5),
     ]
     run = {"id": "abc", "wall_seconds": 1.5, "workers": 2, "args": ["-k", "ü"], "seed": None}
-    expected = dumps_report(build_report([*records], run))
-    assert report_text(records, run) == expected
-    assert json.loads(expected)["summary"]["tests"] == 5
+    text = report_text(records, run)
+    expected_text = dumps_report(build_report([*records], run))
+    written, expected = json.loads(text), json.loads(expected_text)
+    # The sum of the durations is of the durations before rounding.
+    assert written["summary"].pop("duration_sum") == pytest.approx(
+        expected["summary"].pop("duration_sum"), abs=1e-6 * len(records)
+    )
+    assert written == expected
+    assert written["summary"]["tests"] == 6
+    lines, expected_lines = text.splitlines(), expected_text.splitlines()
+    assert len(lines) == len(expected_lines)
+    assert lines[:4] == expected_lines[:4]
+    test_lines = [line for line in lines if line.startswith('    {"nodeid": ')]
+    assert len(test_lines) == len(records)
+    for line in test_lines:
+        test = json.loads(line.rstrip(","))
+        for key in NUMBER_KEYS:
+            if key in test or key in test.get("durations", {}):
+                assert SIX_DECIMALS.match(line.split(f'"{key}": ', 1)[1]), (key, line)
+    assert '"setup": 0.000000' in text
+    assert '"call": 0.000030' in text
     assert report_text([], run) == dumps_report(build_report([], run))
+
+
+def test_a_reports_numbers_read_back_as_round_to_six_decimals_gives_them() -> None:
+    # The report writes each number with "%.6f"; a reader must get round(x, 6) back.
+    import random
+
+    from testfleet.records import TimingRecord, report_text
+
+    rng = random.Random(20261201)
+    values: list[float] = [0.0, -0.0, 1e-4, 9.99999e-5, 0.0001000004, 1e9, 999999999.9999996]
+    values += [0.0000005, 2.5e-7, 0.1234565, 1800000000.2295715, 1 / 3, 2.675, 1e16, 5e-324]
+    values += [2.0**32, 2.0**32 - 2**-20, 2.0**31 + 0.0000005, 4294967295.9999995, 1e300]
+    for _ in range(20_000):
+        magnitude = 10 ** rng.uniform(-9, 12)
+        values.append(rng.choice([1, -1]) * magnitude)
+        # Six-decimal halfway points, where rounding is decided, up to past 2**32.
+        values.append(rng.randrange(5 * 10**15) / 10**6 + 5e-7)
+        # Epoch seconds, as a test's start and stop.
+        values.append(rng.uniform(1.7e9, 2.2e9))
+    rng.shuffle(values)
+    records = []
+    for index in range(0, len(values) - 5, 6):
+        setup, call, teardown, start, stop, cpu = values[index : index + 6]
+        records.append(
+            TimingRecord(f"t.py::test_{index:06d}", "main", setup=setup, call=call,
+                         teardown=teardown, start=start, stop=stop, cpu=cpu)
+        )  # fmt: skip
+    tests = json.loads(report_text(records, {}))["tests"]
+    assert len(tests) == len(records)
+    wrong = []
+    for record, test in zip(records, tests, strict=True):
+        written = (*test["durations"].values(), test["start"], test["stop"], test["cpu"])
+        wanted = (record.setup, record.call, record.teardown, record.start, record.stop)
+        rounded = tuple(round(value, 6) for value in (*wanted, record.cpu))
+        if written != rounded or test["duration"] != round(record.duration, 6):
+            wrong.append((record, test))
+    assert wrong == []
+
+
+def test_a_number_that_is_not_finite_is_written_as_json_writes_it() -> None:
+    # "%.6f" would write nan, which no JSON reader takes; such a test is written as
+    # Python's json writes it, and the others as usual.
+    import math
+
+    from testfleet.records import TimingRecord, report_text
+
+    records = [
+        TimingRecord("t.py::a", "main", call=0.5, cpu=math.nan),
+        TimingRecord("t.py::b", "main", call=math.inf),
+        TimingRecord("t.py::c", "main", call=0.5, cpu=0.25),
+    ]
+    text = report_text(records, {})
+    assert "nan" not in text
+    assert "NaN" in text
+    assert "Infinity" in text
+    tests = json.loads(text)["tests"]
+    assert math.isnan(tests[0]["cpu"])
+    assert tests[0]["durations"]["call"] == 0.5
+    assert tests[1]["duration"] == math.inf
+    assert "cpu" not in tests[1]
+    assert tests[2]["cpu"] == 0.25
+    assert '"cpu": 0.250000' in text
 
 
 def test_a_record_crosses_from_a_worker_to_the_controller_unchanged() -> None:
@@ -246,25 +333,3 @@ def test_a_record_crosses_from_a_worker_to_the_controller_unchanged() -> None:
     )
     assert TimingRecord.from_wire(json.loads(json.dumps(record.to_wire()))) == record
     assert TimingRecord.from_wire(TimingRecord(nodeid="a", worker="b").to_wire()).cpu is None
-
-
-def test_a_reports_numbers_are_written_as_repr_of_round_writes_them() -> None:
-    # rounded_text takes a shortcut in the usual range; it must never write other text.
-    import random
-
-    from testfleet.records import rounded_text
-
-    rng = random.Random(20261201)
-    values: list[float] = [0.0, -0.0, 1e-4, 9.99999e-5, 0.0001000004, 1e9, 999999999.9999996]
-    values += [0.0000005, 2.5e-7, 0.1234565, 1800000000.2295715, 1 / 3, 2.675, 1e16, 5e-324]
-    values += [2.0**32, 2.0**32 - 2**-20, 2.0**31 + 0.0000005, 4294967295.9999995]
-    for _ in range(40_000):
-        magnitude = 10 ** rng.uniform(-9, 12)
-        values.append(rng.choice([1, -1]) * magnitude)
-        # Six-decimal halfway points, where rounding is decided, up to past 2**32.
-        values.append(rng.randrange(5 * 10**15) / 10**6 + 5e-7)
-        # Epoch seconds, as a test's start and stop.
-        values.append(rng.uniform(1.7e9, 2.2e9))
-    wrong = [value for value in values if rounded_text(value) != repr(round(value, 6))]
-    assert wrong == []
-    assert rounded_text(3) == "3"

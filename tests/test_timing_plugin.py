@@ -557,3 +557,78 @@ def test_a_tests_cpu_counts_its_own_work_and_its_childrens_not_its_sleep(
     assert cpu["test_busy"] >= 0.18
     assert cpu["test_waits_for_a_busy_child"] >= 0.18
     assert cpu["test_sleeps"] < 0.1
+
+
+def _report(
+    nodeid: str, when: str, outcome: str, start: float, *, xfail: bool = False
+) -> pytest.TestReport:
+    report = pytest.TestReport(
+        nodeid, ("t.py", 1, nodeid), {}, outcome, None, when, duration=0.25, start=start,
+        stop=start + 0.25,
+    )  # fmt: skip
+    if xfail:
+        report.wasxfail = "known"  # type: ignore[attr-defined]
+    return report
+
+
+#: Phase reports as pytest sends them, the usual and the unusual.
+FOLD_SCENARIOS = {
+    "passed": [("setup", "passed", 10.0), ("call", "passed", 11.0), ("teardown", "passed", 12.0)],
+    "setup fails": [("setup", "failed", 10.0), ("teardown", "passed", 11.0)],
+    "setup skips": [("setup", "skipped", 10.0), ("teardown", "passed", 11.0)],
+    "call fails": [
+        ("setup", "passed", 10.0), ("call", "failed", 11.0), ("teardown", "passed", 12.0)
+    ],
+    "teardown fails": [
+        ("setup", "passed", 10.0), ("call", "passed", 11.0), ("teardown", "failed", 12.0)
+    ],
+    "run twice": [
+        ("setup", "passed", 10.0), ("call", "failed", 11.0), ("teardown", "passed", 12.0),
+        ("setup", "passed", 13.0), ("call", "passed", 14.0), ("teardown", "passed", 15.0),
+    ],
+    "clock steps back": [
+        ("setup", "passed", 10.0), ("call", "passed", 9.0), ("teardown", "passed", 8.0)
+    ],
+    "no start time": [
+        ("setup", "passed", 0.0), ("call", "passed", 11.0), ("teardown", "passed", 12.0)
+    ],
+    "call without setup": [("call", "passed", 11.0), ("teardown", "passed", 12.0)],
+    "interrupted after setup": [("setup", "passed", 10.0)],
+    # Not from pytest itself; a plugin may report so.
+    "call after a failed setup": [
+        ("setup", "failed", 10.0), ("call", "passed", 11.0), ("teardown", "passed", 12.0)
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("xfail", [False, True], ids=["plain", "xfail"])
+def test_the_recorders_quick_fold_gives_the_records_of_the_general_one(
+    pytestconfig: pytest.Config, tmp_path: Path, xfail: bool
+) -> None:
+    # The recorder folds passed phases in order without TimingRecord.add_report; every
+    # report sequence must give the records add_report gives, CPU time apart.
+    from dataclasses import replace
+
+    from testfleet.records import TimingRecord
+    from testfleet.timing import TimingRecorder
+
+    reports = [
+        _report(f"t.py::{name}", when, outcome, start, xfail=xfail and when == "call")
+        for name, phases in FOLD_SCENARIOS.items()
+        for when, outcome, start in phases
+    ]
+    recorder = TimingRecorder(pytestconfig, tmp_path / "r.json")
+    for report in reports:
+        recorder.pytest_runtest_logreport(report)
+    quick = recorder.records()
+
+    general_open: dict[str, TimingRecord] = {}
+    general: list[TimingRecord] = []
+    for report in reports:
+        recorder._fold(report, recorder._me, general_open, general, None)
+    general.extend(general_open.values())
+
+    assert [replace(r, cpu=None) for r in quick] == general
+    finished = [r for r in quick if r.nodeid != "t.py::interrupted after setup"]
+    assert all(r.cpu is not None and r.cpu >= 0 for r in finished)
+    assert len(quick) == len(FOLD_SCENARIOS) + 1

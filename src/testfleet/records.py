@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
+from math import isfinite
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -243,71 +244,74 @@ def build_report(records: Iterable[TimingRecord], run: Mapping[str, Any]) -> dic
     return {"schema": SCHEMA, "run": dict(run), "tests": tests, "summary": summarize(tests)}
 
 
-#: Below this, six decimals are coarser than a float's precision (its spacing is at most
-#: 2**-21 < 1e-6): each six-decimal number is a float of its own.
-_SIX_DECIMALS_EXACT = 2.0**32
+#: A test's line in a run's report. Its seven numbers are written with six decimals
+#: by this one ``%``, in C: formatting each in Python as ``repr(round(x, 6))`` was two
+#: thirds of the cost of a report's text. A reader gets the same floats either way:
+#: ``round`` and ``%.6f`` both take the correctly rounded six-decimal digits.
+_TEST_LINE = (
+    '    {"nodeid": %s, "outcome": %s, "error_phase": %s, "duration": %.6f, "durations": '
+    '{"setup": %.6f, "call": %.6f, "teardown": %.6f}, "markers": %s, "worker": %s, '
+    '"start": %.6f, "stop": %.6f, "attempt": %d'
+)
+_TEST_LINE_CPU = _TEST_LINE + ', "cpu": %.6f}'
+#: The same for a test of unknown CPU time: ``%.0s`` takes the None and writes nothing.
+_TEST_LINE_NO_CPU = _TEST_LINE + "%.0s}"
 
 
-def rounded_text(value: float) -> str:
-    """``repr(round(value, 6))``: a report's number, at a third of the cost where it can.
+def _test_line_of_any_numbers(record: TimingRecord, encode: Callable[[Any], str]) -> str:
+    """A test's line when a number is not finite, which ``%.6f`` would write as ``nan``.
 
-    ``round()`` formats the number and parses it back, and ``repr`` formats it again.
-    From 1e-4 (``repr`` writes smaller numbers with an exponent) to 2**32 (see
-    ``_SIX_DECIMALS_EXACT``), ``repr`` of the rounded float is its six-decimal text
-    without trailing zeros, which one ``%`` gives; elsewhere, and for whole numbers, the
-    slow way is taken. A test compares the two on numbers of every size.
+    The numbers are written as ``dumps_report`` writes them (``NaN``, ``Infinity``),
+    which Python's ``json`` reads back.
     """
-    if type(value) is float and (1e-4 <= abs(value) < _SIX_DECIMALS_EXACT or value == 0):
-        text = f"{value:.6f}".rstrip("0")
-        return text + "0" if text[-1] == "." else text
-    return repr(round(value, 6))
+    return "    " + encode(record.to_json())
 
 
 def report_text(records: Iterable[TimingRecord], run: Mapping[str, Any]) -> str:
-    """``dumps_report(build_report(records, run))``, written straight from the records.
+    """The text of ``build_report(records, run)``, written straight from the records.
 
     What every run with ``--testfleet-report`` pays at its end: no dict per test and no
-    second pass to encode them; a test checks that the text is the same.
+    second pass to encode them. The layout is ``dumps_report``'s, one line per test;
+    the numbers of a test have six decimals (``0.000030``, not ``3e-05``). A test
+    checks that the text reads back as the report of the records.
     """
     encode = json.JSONEncoder(ensure_ascii=False).encode
     # Outcomes, workers and marker lists repeat from test to test: each encoded once.
-    seen: dict[Any, str] = {}
-
-    def text(value: str) -> str:
-        found = seen.get(value)
-        if found is None:
-            found = seen[value] = encode_basestring(value)
-        return found
-
-    def markers(names: list[str]) -> str:
-        if not names:
-            return "[]"
-        key = tuple(names)
-        found = seen.get(key)
-        if found is None:
-            found = seen[key] = encode(names)
-        return found
-
-    number = rounded_text
+    strings: dict[str, str] = {}
+    marker_lists: dict[tuple[str, ...], str] = {}
     lines = []
     outcomes = dict.fromkeys(OUTCOMES, 0)
     # 0, not 0.0: summarize() sums with sum(), whose empty sum is the int 0.
     duration_sum: float = 0
     for r in number_attempts(records):
-        duration = number(r.duration)
-        # The summary adds up the durations as written, as summarize() does.
-        duration_sum += float(duration)
-        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
-        error_phase = "null" if r.error_phase is None else text(r.error_phase)
-        cpu = "" if r.cpu is None else f', "cpu": {number(r.cpu)}'
+        setup, call, teardown, cpu = r.setup, r.call, r.teardown, r.cpu
+        duration = setup + call + teardown
+        duration_sum += duration
+        outcome, worker = r.outcome, r.worker
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if (outcome_text := strings.get(outcome)) is None:
+            outcome_text = strings[outcome] = encode_basestring(outcome)
+        if (worker_text := strings.get(worker)) is None:
+            worker_text = strings[worker] = encode_basestring(worker)
+        if names := r.markers:
+            key = tuple(names)
+            if (markers_text := marker_lists.get(key)) is None:
+                markers_text = marker_lists[key] = encode(names)
+        else:
+            markers_text = "[]"
+        error_phase = "null" if r.error_phase is None else encode_basestring(r.error_phase)
+        if not isfinite(duration + r.start + r.stop + (cpu or 0.0)):
+            lines.append(_test_line_of_any_numbers(r, encode))
+            continue
+        # fmt: off
         lines.append(
-            f'    {{"nodeid": {encode_basestring(r.nodeid)}, "outcome": {text(r.outcome)}, '
-            f'"error_phase": {error_phase}, "duration": {duration}, "durations": '
-            f'{{"setup": {number(r.setup)}, "call": {number(r.call)}, '
-            f'"teardown": {number(r.teardown)}}}, "markers": {markers(r.markers)}, '
-            f'"worker": {text(r.worker)}, "start": {number(r.start)}, '
-            f'"stop": {number(r.stop)}, "attempt": {r.attempt!r}{cpu}}}'
+            (_TEST_LINE_NO_CPU if cpu is None else _TEST_LINE_CPU) % (
+                encode_basestring(r.nodeid), outcome_text, error_phase, duration,
+                setup, call, teardown, markers_text, worker_text, r.start, r.stop, r.attempt,
+                cpu,
+            )
         )
+        # fmt: on
     summary = {"tests": len(lines), "outcomes": outcomes, "duration_sum": round(duration_sum, 6)}
     tests = ['  "tests": [', ",\n".join(lines), "  ],"] if lines else ['  "tests": [],']
     return (

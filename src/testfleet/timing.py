@@ -12,6 +12,7 @@ import json
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,8 @@ class TimingRecorder:
         self._me = workers.worker_id(config)
         self._open: dict[str, TimingRecord] = {}
         self._done: list[TimingRecord] = []
-        self._pending: list[tuple[pytest.TestReport, float]] = []
+        #: Each report kept by pytest_runtest_logreport, followed by its CPU reading.
+        self._pending: list[pytest.TestReport | float] = []
         self._from_workers: list[TimingRecord] = []
         self._forwarded: dict[str, list[pytest.TestReport]] = {}
         self._workers_seen: set[str] = set()
@@ -133,21 +135,51 @@ class TimingRecorder:
             return
         when = report.when
         # CPU time is read once per test, when its last report arrives: the difference
-        # from the previous test's is this test's, with no hook of its own.
-        self._pending.append((report, cpu_seconds() if when != "setup" and when != "call" else 0.0))
+        # from the previous test's is this test's, with no hook of its own. The report
+        # and its reading go into one flat list: a tuple per report would be one more
+        # object for every garbage collection of the run to go through.
+        self._pending += (report, cpu_seconds() if when != "setup" and when != "call" else 0.0)
 
     def _fold_pending(self) -> None:
         """Fold the reports kept by pytest_runtest_logreport into records, in their order."""
-        pending, self._pending = self._pending, []
+        pending, self._pending = iter(self._pending), []
         open_records, done, me = self._open, self._done, self._me
-        for report, cpu in pending:
-            nodeid = report.nodeid
+        report: pytest.TestReport
+        cpu: float
+        for report, cpu in zip(pending, pending, strict=False):  # type: ignore[assignment]
+            nodeid, when = report.nodeid, report.when
             record = open_records.get(nodeid)
-            if record is None or report.when == "setup":
+            # Most reports are passed phases in order, with no xfail: folded here, which
+            # costs half of TimingRecord.add_report's general case.
+            if report.outcome == "passed" and "wasxfail" not in report.__dict__:
+                if when == "setup":
+                    if record is not None:
+                        done.append(record)
+                    # fmt: off
+                    open_records[nodeid] = TimingRecord(
+                        nodeid, me, "passed", None, report.duration, 0.0, 0.0, [],
+                        report.start, report.stop,
+                    )
+                    # fmt: on
+                    continue
+                if record is not None and 0 < record.start <= report.start:
+                    if report.stop > record.stop:
+                        record.stop = report.stop
+                    if when == "call":
+                        record.call += report.duration
+                        record.outcome = "passed"
+                        continue
+                    if when == "teardown":
+                        record.teardown += report.duration
+                        record.cpu = cpu - self._cpu_mark
+                        self._cpu_mark = cpu
+                        done.append(open_records.pop(nodeid))
+                        continue
+            if record is None or when == "setup":
                 self._fold(report, me, open_records, done, None)
                 continue
             record.add_report(report)
-            if report.when != "call":
+            if when != "call":
                 record.cpu = cpu - self._cpu_mark
                 self._cpu_mark = cpu
                 done.append(open_records.pop(nodeid))
@@ -191,7 +223,8 @@ class TimingRecorder:
         by_id = {item.nodeid: item for item in items}
         # Markers of modules and classes are shared by many tests: looked up once per
         # parent, and a test with no marks of its own shares its parent's sorted list.
-        inherited: dict[object, tuple[frozenset[str], list[str]]] = {}
+        # Parents are told apart by id(): a node's own __hash__ is Python code.
+        inherited: dict[int, tuple[frozenset[str], list[str]]] = {}
         no_parent: tuple[frozenset[str], list[str]] = (frozenset(), [])
         for record in self.records():
             item = by_id.get(record.nodeid)
@@ -200,11 +233,11 @@ class TimingRecorder:
             parent = item.parent
             if parent is None:
                 from_parents = no_parent
-            elif (found := inherited.get(parent)) is not None:
+            elif (found := inherited.get(id(parent))) is not None:
                 from_parents = found
             else:
                 names = frozenset(mark.name for mark in parent.iter_markers())
-                from_parents = inherited[parent] = (names, sorted(names))
+                from_parents = inherited[id(parent)] = (names, sorted(names))
             own = item.own_markers
             if own:
                 record.markers = sorted(from_parents[0].union(mark.name for mark in own))
@@ -217,24 +250,35 @@ class TimingRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         with _no_gc_pauses():
-            self._describe_from_items(getattr(session, "items", []))
-            if workers.is_worker(self.config):
-                # One JSON string crosses execnet far faster than a list of dicts.
-                output = self.config.workeroutput  # type: ignore[attr-defined]
-                output[WORKEROUTPUT_KEY] = json.dumps([r.to_wire() for r in self.records()])
-                output[DEFERRED_KEY] = self.serial_deferred()
-                output[CORES_KEY] = self._own_cores()
-                return
-            if self.config.option.collectonly:
-                self.skipped_reason = "collection only"
-                return
-            if exitstatus not in REPORTABLE_EXITS:
-                self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
-                return
-            records = self.final_records()
-            run = self.run_metadata(exitstatus, records)
-            write_text_atomic(self.path, report_text(records, run))
-            self._update_duration_store(records, run)
+            try:
+                self._finish(session, exitstatus)
+            finally:
+                # Written or sent, the records are let go here, while the collector is
+                # off: pytest's own gc.collect() at the end of the run would otherwise go
+                # through every one of them.
+                self._pending, self._open, self._done = [], {}, []
+                self._from_workers, self._forwarded = [], {}
+
+    def _finish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Send a worker's records to the controller, or write the run's report."""
+        self._describe_from_items(getattr(session, "items", []))
+        if workers.is_worker(self.config):
+            # One JSON string crosses execnet far faster than a list of dicts.
+            output = self.config.workeroutput  # type: ignore[attr-defined]
+            output[WORKEROUTPUT_KEY] = json.dumps([r.to_wire() for r in self.records()])
+            output[DEFERRED_KEY] = self.serial_deferred()
+            output[CORES_KEY] = self._own_cores()
+            return
+        if self.config.option.collectonly:
+            self.skipped_reason = "collection only"
+            return
+        if exitstatus not in REPORTABLE_EXITS:
+            self.skipped_reason = f"the run ended with exit status {int(exitstatus)}"
+            return
+        records = self.final_records()
+        run = self.run_metadata(exitstatus, records)
+        write_text_atomic(self.path, report_text(records, run))
+        self._update_duration_store(records, run)
         self.written = self.path
 
     def _update_duration_store(
@@ -358,7 +402,7 @@ class TimingRecorder:
         if self._workers_seen and self._controller_mark is not None:
             spent = own_cpu_seconds() - self._controller_mark
             facts["controller_cpu_per_test"] = round(max(spent, 0.0) / len(records), 7)
-        last_stop = max(record.stop for record in records)
+        last_stop = max(map(attrgetter("stop"), records))
         if last_stop:
             facts["after_tests_seconds"] = round(max(finished - last_stop, 0.0), 6)
         return facts
