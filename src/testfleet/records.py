@@ -30,31 +30,28 @@ OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 PHASES = ("setup", "call", "teardown")
 
 
-def _children_cpu_from_times() -> float:
-    times = os.times()
-    return times.children_user + times.children_system
-
-
 try:
-    import resource
+    from resource import RUSAGE_CHILDREN, getrusage
 except ImportError:  # Windows
-    _children_cpu = _children_cpu_from_times
+
+    def cpu_seconds() -> float:
+        """CPU seconds of this process and of the children it waited for, user and system."""
+        times = os.times()
+        return time.process_time() + times.children_user + times.children_system
+
 else:
 
-    def _children_cpu() -> float:
-        # getrusage: microseconds, and half the cost of os.times() (read after every test).
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
+    def cpu_seconds() -> float:
+        """CPU seconds of this process and of the children it waited for, user and system.
 
-
-def cpu_seconds() -> float:
-    """CPU seconds of this process and of the children it waited for, user and system.
-
-    This process's part from ``time.process_time()``: ``os.times()`` counts in clock
-    ticks (10 ms on Linux), and a millisecond test would read 0 or 0.01; the per-test
-    guesses of `--workers auto` need better than that.
-    """
-    return time.process_time() + _children_cpu()
+        This process's part from ``time.process_time()``: ``os.times()`` counts in clock
+        ticks (10 ms on Linux), and a millisecond test would read 0 or 0.01; the per-test
+        guesses of `--workers auto` need better than that. The children's part from
+        ``getrusage``: microseconds, and half the cost of ``os.times()`` (read after
+        every test).
+        """
+        usage = getrusage(RUSAGE_CHILDREN)
+        return time.process_time() + usage.ru_utime + usage.ru_stime
 
 
 def own_cpu_seconds() -> float:

@@ -127,13 +127,14 @@ class TimingRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Three calls per test: only kept here, folded into records at the end in one
         # tight loop (see _fold_pending), which costs a third of folding as they come.
-        node = report.__dict__.get("node")
-        if node is not None:
+        # The report's fields are read from its __dict__, as in _fold_pending.
+        fields = report.__dict__
+        if "node" in fields:
             # The controller of an xdist run: the worker's own record is on its way.
-            worker = str(node.workerinput["workerid"])
+            worker = str(fields["node"].workerinput["workerid"])
             self._forwarded.setdefault(worker, []).append(report)
             return
-        when = report.when
+        when = fields["when"]
         # CPU time is read once per test, when its last report arrives: the difference
         # from the previous test's is this test's, with no hook of its own. The report
         # and its reading go into one flat list: a tuple per report would be one more
@@ -143,36 +144,40 @@ class TimingRecorder:
     def _fold_pending(self) -> None:
         """Fold the reports kept by pytest_runtest_logreport into records, in their order."""
         pending, self._pending = iter(self._pending), []
-        open_records, done, me = self._open, self._done, self._me
+        open_records, done, me, cpu_mark = self._open, self._done, self._me, self._cpu_mark
         report: pytest.TestReport
         cpu: float
         for report, cpu in zip(pending, pending, strict=False):  # type: ignore[assignment]
-            nodeid, when = report.nodeid, report.when
+            # A report's fields are read from its __dict__: attribute access on a
+            # TestReport takes the interpreter's slow path, several times the cost.
+            fields = report.__dict__
+            nodeid, when = fields["nodeid"], fields["when"]
             record = open_records.get(nodeid)
             # Most reports are passed phases in order, with no xfail: folded here, which
             # costs half of TimingRecord.add_report's general case.
-            if report.outcome == "passed" and "wasxfail" not in report.__dict__:
+            if fields["outcome"] == "passed" and "wasxfail" not in fields:
                 if when == "setup":
                     if record is not None:
                         done.append(record)
                     # fmt: off
                     open_records[nodeid] = TimingRecord(
-                        nodeid, me, "passed", None, report.duration, 0.0, 0.0, [],
-                        report.start, report.stop,
+                        nodeid, me, "passed", None, fields["duration"], 0.0, 0.0, [],
+                        fields["start"], fields["stop"],
                     )
                     # fmt: on
                     continue
-                if record is not None and 0 < record.start <= report.start:
-                    if report.stop > record.stop:
-                        record.stop = report.stop
+                if record is not None and 0 < record.start <= fields["start"]:
+                    duration, stop = fields["duration"], fields["stop"]
+                    if stop > record.stop:
+                        record.stop = stop
                     if when == "call":
-                        record.call += report.duration
+                        record.call += duration
                         record.outcome = "passed"
                         continue
                     if when == "teardown":
-                        record.teardown += report.duration
-                        record.cpu = cpu - self._cpu_mark
-                        self._cpu_mark = cpu
+                        record.teardown += duration
+                        record.cpu = cpu - cpu_mark
+                        cpu_mark = cpu
                         done.append(open_records.pop(nodeid))
                         continue
             if record is None or when == "setup":
@@ -180,9 +185,10 @@ class TimingRecorder:
                 continue
             record.add_report(report)
             if when != "call":
-                record.cpu = cpu - self._cpu_mark
-                self._cpu_mark = cpu
+                record.cpu = cpu - cpu_mark
+                cpu_mark = cpu
                 done.append(open_records.pop(nodeid))
+        self._cpu_mark = cpu_mark
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._collected_at = time.time()
@@ -226,6 +232,7 @@ class TimingRecorder:
         # Parents are told apart by id(): a node's own __hash__ is Python code.
         inherited: dict[int, tuple[frozenset[str], list[str]]] = {}
         no_parent: tuple[frozenset[str], list[str]] = (frozenset(), [])
+        one_mark: dict[tuple[int, str], list[str]] = {}
         for record in self.records():
             item = by_id.get(record.nodeid)
             if item is None:
@@ -239,10 +246,16 @@ class TimingRecorder:
                 names = frozenset(mark.name for mark in parent.iter_markers())
                 from_parents = inherited[id(parent)] = (names, sorted(names))
             own = item.own_markers
-            if own:
-                record.markers = sorted(from_parents[0].union(mark.name for mark in own))
-            else:
+            if not own:
                 record.markers = from_parents[1]
+            elif len(own) == 1:
+                # Most often `parametrize` alone: one sorted list per parent and name.
+                key = (id(parent), own[0].name)
+                if (shared := one_mark.get(key)) is None:
+                    shared = one_mark[key] = sorted(from_parents[0].union((own[0].name,)))
+                record.markers = shared
+            else:
+                record.markers = sorted(from_parents[0].union(mark.name for mark in own))
             if "@" in record.nodeid:
                 record.nodeid = canonical_nodeid(item)
 
