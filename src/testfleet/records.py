@@ -212,7 +212,15 @@ class TimingRecord:
 
 def number_attempts(records: Iterable[TimingRecord]) -> list[TimingRecord]:
     """Sort records by node id and number repeated runs of a test 1, 2, ... by start time."""
-    ordered = sorted(records, key=attrgetter("nodeid", "start", "worker"))
+    # Sorted on the node id alone first: string keys are compared by the sort's fast
+    # path. Only a run with repeated tests needs the start time and worker to order them.
+    ordered = sorted(records, key=attrgetter("nodeid"))
+    nodeids = list(map(attrgetter("nodeid"), ordered))
+    if len(set(nodeids)) == len(nodeids):
+        for record in ordered:
+            record.attempt = 1
+        return ordered
+    ordered.sort(key=attrgetter("nodeid", "start", "worker"))
     previous = None
     attempt = 0
     for record in ordered:
