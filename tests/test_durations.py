@@ -100,6 +100,37 @@ def test_the_store_keeps_tests_this_run_did_not_run(tmp_path: Path) -> None:
     assert cpu == {}
 
 
+def test_the_store_reads_back_its_seconds_rounded_to_six_decimals(tmp_path: Path) -> None:
+    # The store is written by a "%" per test; a reader must get round(x, 6), any node id.
+    import math
+    import random
+
+    rng = random.Random(12)
+    measured: list[tuple[str, float, float | None]] = [
+        (f"t.py::test_{index}[{rng.random()}]", 10 ** rng.uniform(-7, 4), 10 ** rng.uniform(-7, 3))
+        for index in range(3000)
+    ]
+    measured += [
+        ('t.py::test_q["é\\", \u2603]', 0.0000005, None),
+        ("t.py::test_zero", 0.0, 0.0),
+        ("t.py::test_not_measured", math.nan, 0.1),
+    ]
+    path = tmp_path / "durations.json"
+    assert update_store(path, measured, {"workers": 1, "after_tests_seconds": 0.05}) == 3003
+    wall, cpu = durations_mod.read_store(path)
+    assert "t.py::test_not_measured" not in wall
+    del measured[-1]
+    assert wall == {nodeid: round(seconds, 6) for nodeid, seconds, _ in measured}
+    assert cpu == {nodeid: round(c, 6) for nodeid, _, c in measured if c is not None}
+    assert durations_mod.read_store_runs(path) == (
+        {"one": {"workers": 1, "after_tests_seconds": 0.05}},
+        "one",
+    )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert list(data) == ["schema", "tests", "runs", "last"]
+    assert data["tests"]["t.py::test_zero"] == [0.0, 0.0]
+
+
 def test_the_store_keeps_the_costs_of_the_last_run_in_each_mode(tmp_path: Path) -> None:
     path = tmp_path / "durations.json"
     update_store(path, [("a", 1.0, 0.5)])
