@@ -283,6 +283,7 @@ def test_a_reports_numbers_read_back_as_round_to_six_decimals_gives_them() -> No
     for record, test in zip(records, tests, strict=True):
         written = (*test["durations"].values(), test["start"], test["stop"], test["cpu"])
         wanted = (record.setup, record.call, record.teardown, record.start, record.stop)
+        assert record.cpu is not None
         rounded = tuple(round(value, 6) for value in (*wanted, record.cpu))
         if written != rounded or test["duration"] != round(record.duration, 6):
             wrong.append((record, test))

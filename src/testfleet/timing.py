@@ -129,7 +129,7 @@ class TimingRecorder:
         # tight loop (see _fold_pending), which costs a third of folding as they come.
         # The report's fields are read from its __dict__, as in _fold_pending.
         fields = report.__dict__
-        if "node" in fields:
+        if "node" in fields and fields["node"] is not None:
             # The controller of an xdist run: the worker's own record is on its way.
             worker = str(fields["node"].workerinput["workerid"])
             self._forwarded.setdefault(worker, []).append(report)
@@ -157,16 +157,18 @@ class TimingRecorder:
             # costs half of TimingRecord.add_report's general case.
             if fields["outcome"] == "passed" and "wasxfail" not in fields:
                 if when == "setup":
-                    if record is not None:
-                        done.append(record)
-                    # fmt: off
-                    open_records[nodeid] = TimingRecord(
-                        nodeid, me, "passed", None, fields["duration"], 0.0, 0.0, [],
-                        fields["start"], fields["stop"],
-                    )
-                    # fmt: on
-                    continue
-                if record is not None and 0 < record.start <= fields["start"]:
+                    # A stop time of 0 or less is not taken, as add_report does not.
+                    if fields["stop"] > 0.0:
+                        if record is not None:
+                            done.append(record)
+                        # fmt: off
+                        open_records[nodeid] = TimingRecord(
+                            nodeid, me, "passed", None, fields["duration"], 0.0, 0.0, [],
+                            fields["start"], fields["stop"],
+                        )
+                        # fmt: on
+                        continue
+                elif record is not None and 0 < record.start <= fields["start"]:
                     duration, stop = fields["duration"], fields["stop"]
                     if stop > record.stop:
                         record.stop = stop
