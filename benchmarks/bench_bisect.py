@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from benchenv import clean_env
 
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
 
 DEFAULT_ROUNDS = 3
 DEFAULT_SIZES = (100, 300, 1000)

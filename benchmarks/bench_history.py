@@ -33,10 +33,10 @@ from typing import Any
 
 from benchenv import clean_env
 
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
 from testfleet.history import schema
 from testfleet.history.store import open_history
-from testfleet.records import OUTCOMES, TimingRecord, build_report
+from testfleet.timing.records import OUTCOMES, TimingRecord, build_report
 
 JSON_SCHEMA = "testfleet.bench-history/1"
 PASSED, FAILED = OUTCOMES.index("passed"), OUTCOMES.index("failed")

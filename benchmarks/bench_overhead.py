@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from benchenv import clean_env
 
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
 
 #: The most wall time ``--testfleet-report`` may add, in percent of a run without it.
 TARGET_PERCENT = 3.0

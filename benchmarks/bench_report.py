@@ -29,8 +29,8 @@ from typing import Any
 
 from benchenv import clean_env
 
-from testfleet.atomic import write_json_atomic
-from testfleet.records import TimingRecord, build_report
+from testfleet.core.atomic import write_json_atomic
+from testfleet.timing.records import TimingRecord, build_report
 
 JSON_SCHEMA = "testfleet.bench-report/1"
 TARGET_SECONDS = 2.0

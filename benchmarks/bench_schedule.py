@@ -33,7 +33,7 @@ from typing import Any
 
 from benchenv import clean_env
 
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
 
 PLAIN_MODES = ("load", "worksteal", "loadgroup")
 MODES = (*PLAIN_MODES, "testfleet")

@@ -27,8 +27,8 @@ from typing import Any
 from xdist.remote import Producer
 from xdist.scheduler.load import LoadScheduling
 
-from testfleet.atomic import write_json_atomic
-from testfleet.xdist_scheduler import DurationScheduling
+from testfleet.core.atomic import write_json_atomic
+from testfleet.scheduling.xdist_scheduler import DurationScheduling
 
 DEFAULT_TESTS = 20_000
 DEFAULT_ROUNDS = 7

@@ -30,7 +30,7 @@ from typing import Any
 
 from benchenv import clean_env
 
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
 
 JSON_SCHEMA = "testfleet.bench-shards/1"
 COMMON_ARGS = ("-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist")

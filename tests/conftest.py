@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from testfleet import services
+from testfleet.isolation import services
 from testfleet.neo4j.config import (
     PASSWORD_ENV,
     SERVICE_NAME,
@@ -24,7 +24,7 @@ from testfleet.neo4j.config import (
     connection_from_info,
 )
 from testfleet.neo4j.plugin import settings_of
-from testfleet.settings import SETTINGS
+from testfleet.settings.table import SETTINGS
 
 pytest_plugins = ["pytester"]
 

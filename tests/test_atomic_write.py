@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
 
 OLD = {"schema": "testfleet.timing/1", "old": True}
 
@@ -73,7 +73,7 @@ def test_a_process_killed_in_the_middle_of_writing_leaves_the_old_report(tmp_pat
         f"""
         import os
         from pathlib import Path
-        import testfleet.atomic as atomic
+        import testfleet.core.atomic as atomic
 
         real_fdopen = os.fdopen
 
@@ -110,7 +110,7 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.mark.parametrize("detached", [False, True])
 def test_the_git_commit_is_read_from_the_repository(tmp_path: Path, detached: bool) -> None:
-    from testfleet.records import git_commit
+    from testfleet.timing.records import git_commit
 
     git(tmp_path, "init", "-q")
     (tmp_path / "f").write_text("x")
@@ -128,7 +128,7 @@ def test_the_git_commit_is_read_from_the_repository(tmp_path: Path, detached: bo
 def test_no_git_commit_outside_a_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from testfleet.records import git_commit
+    from testfleet.timing.records import git_commit
 
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit(tmp_path) is None
@@ -139,7 +139,7 @@ def test_outside_a_repository_no_git_process_is_started(
 ) -> None:
     # Every run with a report asks for the commit: outside a repository that must not
     # cost a process.
-    from testfleet.records import git_commit
+    from testfleet.timing.records import git_commit
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -162,7 +162,7 @@ def test_outside_a_repository_no_git_process_is_started(
 
 
 def test_appending_a_section_keeps_what_was_there(tmp_path: Path) -> None:
-    from testfleet.atomic import append_text_atomic
+    from testfleet.core.atomic import append_text_atomic
 
     summary = tmp_path / "summary.md"
     append_text_atomic(summary, "## one\n")
@@ -180,7 +180,7 @@ def test_appending_a_section_keeps_what_was_there(tmp_path: Path) -> None:
 def test_a_report_has_one_line_per_test_and_reads_back_as_written(
     tmp_path: Path, nodeid: str
 ) -> None:
-    from testfleet.records import TimingRecord, build_report
+    from testfleet.timing.records import TimingRecord, build_report
 
     records = [
         TimingRecord(nodeid=f"{nodeid}{index}", worker="gw0", call=0.5, markers=["slow"])
@@ -207,7 +207,7 @@ NUMBER_KEYS = ("duration", "setup", "call", "teardown", "start", "stop", "cpu")
 def test_the_text_a_run_writes_is_the_report_of_its_records() -> None:
     # The recorder writes its report straight from the records; readers and baselines
     # rely on it reading back as the documented report, one line per test.
-    from testfleet.records import TimingRecord, build_report, dumps_report, report_text
+    from testfleet.timing.records import TimingRecord, build_report, dumps_report, report_text
 
     records = [
         TimingRecord(nodeid="t.py::b", worker="gw1", call=0.1234567891, start=10.5, stop=10.7),
@@ -256,7 +256,7 @@ def test_a_reports_numbers_read_back_as_round_to_six_decimals_gives_them() -> No
     # The report writes each number with "%.6f"; a reader must get round(x, 6) back.
     import random
 
-    from testfleet.records import TimingRecord, report_text
+    from testfleet.timing.records import TimingRecord, report_text
 
     rng = random.Random(20261201)
     values: list[float] = [0.0, -0.0, 1e-4, 9.99999e-5, 0.0001000004, 1e9, 999999999.9999996]
@@ -295,7 +295,7 @@ def test_a_number_that_is_not_finite_is_written_as_json_writes_it() -> None:
     # Python's json writes it, and the others as usual.
     import math
 
-    from testfleet.records import TimingRecord, report_text
+    from testfleet.timing.records import TimingRecord, report_text
 
     records = [
         TimingRecord("t.py::a", "main", call=0.5, cpu=math.nan),
@@ -316,7 +316,7 @@ def test_a_number_that_is_not_finite_is_written_as_json_writes_it() -> None:
 
 
 def test_a_record_crosses_from_a_worker_to_the_controller_unchanged() -> None:
-    from testfleet.records import TimingRecord
+    from testfleet.timing.records import TimingRecord
 
     record = TimingRecord(
         nodeid="t.py::é[1]",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.cli import main
-from testfleet.diagnose import audit
-from testfleet.diagnose.audit_rules import RULES
+from testfleet.cli.app import main
+from testfleet.diagnose.audit import scan as audit
+from testfleet.diagnose.audit.rules import RULES
 
 REPO = Path(__file__).resolve().parent.parent
 MATERIAL = REPO / "tests" / "material" / "audit"

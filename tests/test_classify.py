@@ -21,10 +21,11 @@ import pytest
 from invoke import Exit, MockContext, Result
 
 import testfleet.invoke
-from testfleet import config, workers
-from testfleet.cli import build_parser, main
+from testfleet.cli.app import build_parser, main
+from testfleet.core import workers
 from testfleet.diagnose import classify, classify_render
-from testfleet.records import SCHEMA as TIMING_SCHEMA
+from testfleet.settings import config
+from testfleet.timing.records import SCHEMA as TIMING_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 MATERIAL = ROOT / "tests" / "material" / "classify" / "wrong_on_purpose.py"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from testfleet.diagnose import classify
-from testfleet.records import SCHEMA
+from testfleet.timing.records import SCHEMA
 
 SUITE = ["t.py::setup", "t.py::a", "t.py::b", "t.py::victim", "t.py::z"]
 #: (mode, tests that ran before it, workers) -> the victim's outcome.

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from testfleet import closing
-from testfleet.cli import main
+from testfleet.cli.app import main
+from testfleet.timing import closing
 
 EVERY_OUTCOME = """
 import pytest

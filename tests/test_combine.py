@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from testfleet import cli, combine, sharding
-from testfleet.sharding import CollectedTest, ShardSpec
-from testfleet.shardselect import describe
+from testfleet.cli import app as cli
+from testfleet.sharding import combine
+from testfleet.sharding import plan as sharding
+from testfleet.sharding.plan import CollectedTest, ShardSpec
+from testfleet.sharding.select import describe
 
 NODEIDS = [f"tests/test_m.py::test_{n:02}" for n in range(20)]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from testfleet import config
-from testfleet.cli import main
-from testfleet.settings import SECTIONS, SETTINGS
+from testfleet.cli.app import main
+from testfleet.settings import config
+from testfleet.settings.table import SECTIONS, SETTINGS
 
 DOCS = Path(__file__).parent.parent / "docs" / "configuration.md"
 
@@ -238,9 +238,12 @@ def test_docs_list_every_setting_as_declared() -> None:
 
 
 def test_declared_defaults_and_variables_agree_with_the_modules_that_use_them() -> None:
-    from testfleet import pools, report, runner, workers
+    from testfleet.core import workers
     from testfleet.diagnose import classify
+    from testfleet.isolation import pools
     from testfleet.neo4j import config as neo4j
+    from testfleet.runs import randomized as runner
+    from testfleet.timing import report
 
     declared = {setting.name: (setting.default, setting.env) for setting in SETTINGS}
     assert declared["workers"][1] == workers.WORKERS_ENV

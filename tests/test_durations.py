@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from testfleet import durations as durations_mod
-from testfleet.durations import load_durations, store_path, update_store
-from testfleet.records import SCHEMA
+from testfleet.scheduling import durations as durations_mod
+from testfleet.scheduling.durations import load_durations, store_path, update_store
+from testfleet.timing.records import SCHEMA
 
 
 def write_report(path: Path, tests: dict[str, tuple[float, float | None]]) -> Path:

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from testfleet.atomic import write_json_atomic
-from testfleet.cli import main
+from testfleet.cli.app import main
+from testfleet.core.atomic import write_json_atomic
 from testfleet.history import analysis, schema, settings
 from testfleet.history.record import append, record_after_run
 from testfleet.history.store import HistoryError, open_history
-from testfleet.records import TimingRecord, build_report
+from testfleet.timing.records import TimingRecord, build_report
 
 HISTORY = "reports/history.sqlite"
 REPORT = "reports/test-timing.json"

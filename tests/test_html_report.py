@@ -14,10 +14,12 @@ import pytest
 from invoke import MockContext, Result
 
 import chromium
-from testfleet import html_report, html_svg, report
-from testfleet.atomic import write_json_atomic
-from testfleet.cli import build_parser, main
-from testfleet.records import TimingRecord, build_report
+from testfleet.cli.app import build_parser, main
+from testfleet.core.atomic import write_json_atomic
+from testfleet.reporting import html as html_report
+from testfleet.reporting import svg as html_svg
+from testfleet.timing import report
+from testfleet.timing.records import TimingRecord, build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "reports" / "test-timing-baseline.json"

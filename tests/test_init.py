@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from init_samples import SAMPLES, make_sample, snapshot
-from testfleet import config, scaffold
-from testfleet.cli import main
+from testfleet import scaffold
+from testfleet.cli.app import main
 from testfleet.scaffold import deps, pyfiles, render
 from testfleet.scaffold.detect import InitError, detect
+from testfleet.settings import config
 
 GENERATED = (
     "noxfile.py",

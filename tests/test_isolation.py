@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from testfleet import isolation, workers
+from testfleet.core import workers
+from testfleet.isolation import names as isolation
 
 # Neo4j's rules: a database name is 3-63 characters, an ASCII letter first, then
 # letters, digits, dots or dashes; an unquoted label is a letter then letters,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from testfleet import isolation
+from testfleet.isolation import names as isolation
 from testfleet.neo4j.config import (
     MODE_ENV,
     STRATEGY_ENV,

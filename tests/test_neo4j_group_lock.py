@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet import pools
+from testfleet.isolation import pools
 from testfleet.neo4j.strategies import GROUP_LOCK_TIMEOUT, group_pool
 
 

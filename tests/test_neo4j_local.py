@@ -128,7 +128,7 @@ import os
 
 import pytest
 
-from testfleet import services
+from testfleet.isolation import services
 
 
 @pytest.mark.parametrize("n", range(4))

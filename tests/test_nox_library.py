@@ -12,8 +12,8 @@ import pytest
 
 import testfleet.invoke
 import testfleet.nox
-from testfleet import config
 from testfleet.nox import Environment, RegistrationError
+from testfleet.settings import config
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_sessions_run_testfleet_under_coverage_only_when_it_is_on() -> None:
     assert Environment(coverage=True).testfleet_command("run") == [
         "python",
         "-m",
-        "testfleet.measure",
+        "testfleet.runs.measure",
         "run",
     ]
     assert Environment(coverage=False).testfleet_command("run") == [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet import pools
+from testfleet.isolation import pools
 
 
 def test_a_slot_is_held_by_one_holder_at_a_time_when_holders_outnumber_slots(
@@ -89,7 +89,7 @@ def test_the_timeout_error_names_the_pool_its_slots_and_who_holds_them(tmp_path:
 HOLD_AND_WAIT = """
 import sys
 from pathlib import Path
-from testfleet.pools import Pool
+from testfleet.isolation.pools import Pool
 
 lease = Pool("crashy", 1, lock_dir=Path(sys.argv[1])).acquire({"worker": "gw7"})
 print("held", flush=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.cli import main
+from testfleet.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def test_every_testfleet_command_in_the_readme_names_real_options(
 
 
 def test_the_committed_baseline_is_a_valid_serial_report() -> None:
-    from testfleet import report
+    from testfleet.timing import report
 
     baseline = report.load(ROOT / "reports" / "test-timing-baseline.json")
     assert baseline["run"]["mode"] == "serial"

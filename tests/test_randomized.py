@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from testfleet import randomized
-from testfleet.cli import main
+from testfleet.cli.app import main
+from testfleet.runs import randomized
 
 #: A suite whose addopts switch xdist on, with `xdist_group` under --strict-markers: every
 #: one-process run must switch xdist off in a way that keeps both working.
@@ -158,7 +158,7 @@ def test_randomized_gives_each_planted_defect_its_class_and_accuses_no_healthy_t
 
 
 def test_audit_flags_the_root_cause_of_each_planted_defect(tmp_path: Path) -> None:
-    from testfleet.diagnose import audit
+    from testfleet.diagnose.audit import scan as audit
 
     copy_planted(tmp_path)
     result = audit.audit_paths([tmp_path], root=tmp_path)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli import main
-from testfleet.records import SCHEMA, summarize
+from testfleet.cli.app import main
+from testfleet.timing.records import SCHEMA, summarize
 
 
 def make_test(
@@ -364,7 +364,7 @@ def test_merge_refuses_a_test_present_in_two_phases(
 def test_phase_exit_statuses_combine_like_one_pytest_run(
     statuses: list[int], combined: int
 ) -> None:
-    from testfleet.report import combine_exit_statuses
+    from testfleet.timing.report import combine_exit_statuses
 
     assert combine_exit_statuses(statuses) == combined
 

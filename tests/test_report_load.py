@@ -1,6 +1,6 @@
 """Reading a report cut down to the fields a command needs, with the same checks.
 
-Reports from a megabyte on are parsed with msgspec (testfleet.bigreport), smaller ones
+Reports from a megabyte on are parsed with msgspec (testfleet.timing.fastload), smaller ones
 with the standard library: each test here runs with both, and they must read alike.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from testfleet import bigreport, report
-from testfleet.records import SCHEMA
+from testfleet.timing import fastload as bigreport
+from testfleet.timing import report
+from testfleet.timing.records import SCHEMA
 
 FIELD_SETS = [
     None,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from testfleet import randomized
-from testfleet.cli import main
+from testfleet.cli.app import main
+from testfleet.runs import randomized
 
 ReadReport = Callable[[Path], dict[str, Any]]
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from testfleet.schedule import (
+from testfleet.scheduling.units import (
     Unit,
     build_units,
     dispatch_order,
     lower_bound,
     predict_makespan,
 )
-from testfleet.xdist_scheduler import DurationScheduling
+from testfleet.scheduling.xdist_scheduler import DurationScheduling
 
 
 class MockNode:

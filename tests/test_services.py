@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from testfleet import services
+from testfleet.isolation import services
 
 # The service is a real HTTP server on a free loopback port. Its start() and stop()
 # log to files, so that the outer test can count them and find the process after.
@@ -23,7 +23,7 @@ SERVICE_CONFTEST = """
 import sys
 from pathlib import Path
 
-from testfleet.services import SubprocessService, free_port, port_is_open
+from testfleet.isolation.services import SubprocessService, free_port, port_is_open
 
 STATE = Path(__file__).parent / "state"
 
@@ -296,7 +296,7 @@ BROKEN_CONFTEST = """
 import sys
 from pathlib import Path
 
-from testfleet.services import SubprocessService
+from testfleet.isolation.services import SubprocessService
 
 STATE = Path(__file__).parent / "state"
 
@@ -410,7 +410,7 @@ def test_asking_for_an_unknown_service_names_the_services_there_are(
         pytester,
         """
         import pytest
-        from testfleet.services import UnknownServiceError
+        from testfleet.isolation.services import UnknownServiceError
 
         def test_unknown(testfleet_service):
             with pytest.raises(UnknownServiceError) as info:

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from testfleet import sharding
-from testfleet.sharding import CollectedTest, ShardSpec
+from testfleet.sharding import plan as sharding
+from testfleet.sharding.plan import CollectedTest, ShardSpec
 
 
 def generated_suite(

@@ -16,8 +16,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from tests.test_combine import shard_reports
 
-from testfleet import shardtasks
-from testfleet.sharding import ShardSpec
+from testfleet.sharding import tasks as shardtasks
+from testfleet.sharding.plan import ShardSpec
 
 # invoke's runner leaves the pipes of its finished commands to the garbage collector.
 pytestmark = pytest.mark.filterwarnings(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.records import SCHEMA
+from testfleet.timing.records import SCHEMA
 
 ReadReport = Callable[[Path], dict[str, Any]]
 
@@ -372,7 +372,7 @@ def test_workers_share_one_run_id_and_two_runs_differ(
         """
         import json, pathlib
         import pytest
-        from testfleet import workers
+        from testfleet.core import workers
 
         @pytest.fixture
         def record_run_id(request):
@@ -507,7 +507,7 @@ def test_the_reports_platform_is_pythons_own_name_without_starting_a_process(
     import platform
     import subprocess
 
-    from testfleet.records import platform_name
+    from testfleet.timing.records import platform_name
 
     expected = platform.platform()
     # platform keeps what it found: forgotten, a second call would start no process either.
@@ -610,8 +610,8 @@ def test_the_recorders_quick_fold_gives_the_records_of_the_general_one(
     # report sequence must give the records add_report gives, CPU time apart.
     from dataclasses import replace
 
-    from testfleet.records import TimingRecord
-    from testfleet.timing import TimingRecorder
+    from testfleet.timing.recorder import TimingRecorder
+    from testfleet.timing.records import TimingRecord
 
     reports = [
         _report(f"t.py::{name}", when, outcome, start, xfail=xfail and when == "call")

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from testfleet import report, schedule_report, workercount
-from testfleet.durations import Durations, load_durations, store_path, update_store
-from testfleet.records import SCHEMA, TimingRecord, report_text, summarize
+from testfleet.reporting import schedule as schedule_report
+from testfleet.scheduling import workercount
+from testfleet.scheduling.durations import Durations, load_durations, store_path, update_store
+from testfleet.timing import report
+from testfleet.timing.records import SCHEMA, TimingRecord, report_text, summarize
 
 
 def suite(count: int, wall: float, cpu_share: float) -> Durations:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from testfleet.services import Service
+    from testfleet.isolation.services import Service
 
 
 @pytest.hookspec

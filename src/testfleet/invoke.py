@@ -24,9 +24,9 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from testfleet import config as config_mod
-from testfleet import shardtasks
-from testfleet.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
+from testfleet.core.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
+from testfleet.settings import config as config_mod
+from testfleet.sharding import tasks as shardtasks
 
 REPORT_ENV = "TESTFLEET_REPORT"
 

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlparse
 import nox
 
 from testfleet import __version__
-from testfleet import config as config_mod
+from testfleet.settings import config as config_mod
 
 SESSIONS = ("tests", "tests_parallel", "randomized", "coverage")
 #: Sessions that a bare ``nox`` runs; the others run when named (``nox -s randomized``).
@@ -95,7 +95,7 @@ class Environment:
     def testfleet_command(self, *args: str) -> list[str]:
         """``testfleet ARGS``, under coverage (subprocesses and xdist workers too) when it is on."""
         if self.coverage:
-            return ["python", "-m", "testfleet.measure", *args]
+            return ["python", "-m", "testfleet.runs.measure", *args]
         return ["python", "-m", "testfleet", *args]
 
 

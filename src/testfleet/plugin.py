@@ -12,19 +12,16 @@ from typing import Any
 
 import pytest
 
-from testfleet import (
-    hookspecs,
-    isolation,
-    order_hooks,
-    pools,
-    scheduler_plugin,
-    services,
-    sharding,
-    shardselect,
-    workers,
-)
-from testfleet.serial import SerialGate, remove_lock_files
-from testfleet.timing import OWN_DESELECTED_KEY, TimingRecorder
+from testfleet import hookspecs
+from testfleet.core import workers
+from testfleet.isolation import names as isolation
+from testfleet.isolation import pools, services
+from testfleet.isolation.serial import SerialGate, remove_lock_files
+from testfleet.scheduling import order_hooks
+from testfleet.scheduling import plugin as scheduler_plugin
+from testfleet.sharding import plan as sharding
+from testfleet.sharding import select as shardselect
+from testfleet.timing.recorder import OWN_DESELECTED_KEY, TimingRecorder
 
 # The Neo4j wiring is a plugin module of its own; it imports the driver only when used.
 pytest_plugins = ["testfleet.neo4j.plugin"]
@@ -246,7 +243,7 @@ def lock_dir_setting(config: pytest.Config) -> Path | None:
 
 def pool_timeout_setting(config: pytest.Config) -> float:
     """Seconds testfleet_pool waits: the option, else the ``pool_timeout`` setting."""
-    from testfleet import config as settings
+    from testfleet.settings import config as settings
 
     option: float | None = config.getoption("testfleet_pool_timeout")
     try:

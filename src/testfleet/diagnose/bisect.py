@@ -36,7 +36,7 @@ from testfleet.diagnose.diagnosis import (
 )
 from testfleet.diagnose.probes import FAILING, ProbeError, fixed_order_command
 from testfleet.diagnose.search import DEFAULT_MAX_RUNS, DEFAULT_MAX_TESTS, search
-from testfleet.ordering import read_order_file, unique
+from testfleet.scheduling.ordering import read_order_file, unique
 
 __all__ = [
     "AMBIGUOUS",

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testfleet import ordering
-from testfleet import report as reports
-from testfleet.atomic import write_json_atomic
+from testfleet.core.atomic import write_json_atomic
+from testfleet.core.workers import MAIN_WORKER
 from testfleet.diagnose import reruns
 from testfleet.diagnose.probes import xdist_off
 from testfleet.diagnose.reruns import (
@@ -41,8 +40,9 @@ from testfleet.diagnose.reruns import (
     rerun_command,
     run_quietly,
 )
-from testfleet.records import summarize
-from testfleet.workers import MAIN_WORKER
+from testfleet.scheduling import ordering
+from testfleet.timing import report as reports
+from testfleet.timing.records import summarize
 
 __all__ = ["MISSING", "RerunError", "Runner", "rerun_command", "run_quietly"]
 
@@ -65,7 +65,7 @@ Echo = Callable[[str], None]
 
 def runs_from_env(environ: Mapping[str, str] | None = None) -> int:
     """The ``classify_runs`` setting: ``TESTFLEET_CLASSIFY_RUNS``, [tool.testfleet], else 3."""
-    from testfleet import config
+    from testfleet.settings import config
 
     return int(config.load(environ=environ).get("classify_runs"))
 
@@ -84,7 +84,7 @@ def parse_threshold(text: str) -> float:
 def threshold_from_env(environ: Mapping[str, str] | None = None) -> float:
     """The ``flaky_threshold`` setting: ``TESTFLEET_FLAKY_THRESHOLD``, [tool.testfleet], else 5
     (per cent of the run's tests)."""
-    from testfleet import config
+    from testfleet.settings import config
 
     return float(config.load(environ=environ).get("flaky_threshold"))
 

@@ -6,10 +6,10 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from testfleet.atomic import append_text_atomic
+from testfleet.core.atomic import append_text_atomic
+from testfleet.core.workers import WORKERS_ENV
 from testfleet.diagnose.classify import CLASSES, THRESHOLD_ENV, Classification, Verdict
 from testfleet.diagnose.reruns import failed
-from testfleet.workers import WORKERS_ENV
 
 
 def rollback_command(project: Path) -> str:

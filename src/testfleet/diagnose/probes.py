@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from testfleet import commands, ordering
 from testfleet.diagnose import warm
+from testfleet.runs import commands
+from testfleet.scheduling import ordering
 
 #: Options that would stop a probe before the victim runs, or that need the cache plugin
 #: the probes switch off; each maps to whether it takes a separate value.

@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from testfleet import commands, ordering
-from testfleet import report as reports
 from testfleet.diagnose.probes import randomly_args, xdist_off
+from testfleet.runs import commands
+from testfleet.scheduling import ordering
+from testfleet.timing import report as reports
 
 #: What a rerun that did not list the test counts as (collection differed): a failure.
 MISSING = "missing"

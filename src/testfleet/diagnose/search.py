@@ -26,7 +26,7 @@ from testfleet.diagnose.diagnosis import (
     Diagnosis,
 )
 from testfleet.diagnose.probes import FAILING, NotCollected, ProbeError
-from testfleet.ordering import unique
+from testfleet.scheduling.ordering import unique
 
 #: The victim's outcome after the given node ids (the victim is the last of them):
 #: "passed", "failed", "error", "skipped" or "timeout".

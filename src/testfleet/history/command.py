@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from testfleet.atomic import append_text_atomic, write_json_atomic, write_text_atomic
+from testfleet.core.atomic import append_text_atomic, write_json_atomic, write_text_atomic
 from testfleet.history import analysis, render, settings
 from testfleet.history.record import import_reports, load_classes
 from testfleet.history.store import (
@@ -19,7 +19,7 @@ from testfleet.history.store import (
     reclaim,
     transaction,
 )
-from testfleet.report import Thresholds
+from testfleet.timing.report import Thresholds
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from testfleet import report as reports
 from testfleet.history import settings
 from testfleet.history.store import (
     DEFAULT_KEEP_RUNS,
@@ -21,6 +20,7 @@ from testfleet.history.store import (
     record,
     transaction,
 )
+from testfleet.timing import report as reports
 
 CLASSIFICATION_SCHEMA = "testfleet.classification/1"
 #: Where CI services name the branch and the CI run, in the order they are tried.

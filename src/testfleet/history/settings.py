@@ -1,7 +1,7 @@
-"""The history's settings, read through ``[tool.testfleet]`` (testfleet.config).
+"""The history's settings, read through ``[tool.testfleet]`` (testfleet.settings.config).
 
 ``history``, ``history_path`` and ``history_keep_runs`` are declared in
-``testfleet.settings``; precedence: option > environment > pyproject.toml > default.
+``testfleet.settings.table``; precedence: option > environment > pyproject.toml > default.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from testfleet import config
+from testfleet.settings import config
 
 ENABLED_ENV = "TESTFLEET_HISTORY"
 PATH_ENV = "TESTFLEET_HISTORY_PATH"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.history import schema
-from testfleet.records import OUTCOMES
+from testfleet.timing.records import OUTCOMES
 
 DEFAULT_PATH = Path("reports/history.sqlite")
 #: Seconds a writer waits for another one before giving up.

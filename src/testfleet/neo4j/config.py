@@ -108,8 +108,8 @@ def parse_timeout(text: str) -> float:
 
 
 def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
-    """A Neo4j setting of testfleet.config: its variable, else [tool.testfleet], else default."""
-    from testfleet import config
+    """A Neo4j setting: its variable, else [tool.testfleet], else its default."""
+    from testfleet.settings import config
 
     try:
         return config.load(environ=environ).resolve(name)

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from testfleet.isolation.services import stop_process
 from testfleet.neo4j.config import (
     DEFAULT_TIMEOUT,
     INSTALL_LOCAL,
@@ -33,7 +34,6 @@ from testfleet.neo4j.config import (
 )
 from testfleet.neo4j.proxy import BoltProxy
 from testfleet.neo4j.readiness import Neo4jNotReady, wait_until_ready
-from testfleet.services import stop_process
 
 #: The user FalkorDB expects; the password is what ``requirepass`` sets.
 USER = "falkordb"

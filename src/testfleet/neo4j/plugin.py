@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from testfleet import isolation, pools, services, workers
+from testfleet.core import workers
+from testfleet.isolation import names as isolation
+from testfleet.isolation import pools, services
 from testfleet.neo4j.config import (
     DATABASE_ENV,
     DEFAULT_TIMEOUT,
@@ -36,7 +38,7 @@ from testfleet.neo4j.config import (
     resolve_strategy,
     resolve_timeout,
 )
-from testfleet.timing import canonical_nodeid
+from testfleet.timing.recorder import canonical_nodeid
 
 if TYPE_CHECKING:
     import neo4j

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testfleet import pools
+from testfleet.isolation import pools
 from testfleet.neo4j.config import DATABASE_ENV, Connection, Strategy
 
 if TYPE_CHECKING:

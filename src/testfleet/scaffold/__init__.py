@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from testfleet.diagnose import audit
+from testfleet.diagnose.audit import scan as audit
 from testfleet.scaffold import pyfiles, render
 from testfleet.scaffold.detect import InitError, Project, detect
 from testfleet.scaffold.pyproject import edit_pyproject

@@ -22,8 +22,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from testfleet import config
 from testfleet.scaffold.detect import read_requirement_file
+from testfleet.settings import config
 
 # What the nox sessions and invoke tasks need beside testfleet and the project.
 SESSION_TOOLS = ("nox>=2024.10.9", "invoke>=2.2", "coverage[toml]>=7.10", "pytest-randomly>=3.15")

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from testfleet.atomic import write_text_atomic
+from testfleet.core.atomic import write_text_atomic
 from testfleet.scaffold.detect import InitError
 
 CREATE = "create"

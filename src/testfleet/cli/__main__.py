@@ -1,0 +1,7 @@
+"""Allow ``python -m testfleet.cli``."""
+
+from __future__ import annotations
+
+from testfleet.cli import console
+
+console()

@@ -1,0 +1,3 @@
+"""The static isolation audit: rules that read a suite's source for what breaks under xdist or in
+another order.
+"""
