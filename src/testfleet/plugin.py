@@ -19,6 +19,7 @@ from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
 from testfleet.scheduling import order_hooks
 from testfleet.scheduling import plugin as scheduler_plugin
+from testfleet.settings import config as settings
 from testfleet.sharding import plan as sharding
 from testfleet.sharding import select as shardselect
 from testfleet.timing.recorder import OWN_DESELECTED_KEY, TimingRecorder
@@ -243,8 +244,6 @@ def lock_dir_setting(config: pytest.Config) -> Path | None:
 
 def pool_timeout_setting(config: pytest.Config) -> float:
     """Seconds testfleet_pool waits: the option, else the ``pool_timeout`` setting."""
-    from testfleet.settings import config as settings
-
     option: float | None = config.getoption("testfleet_pool_timeout")
     try:
         return float(settings.load().get("pool_timeout", option))
