@@ -21,7 +21,7 @@ import pytest
 from invoke import Exit, MockContext, Result
 
 import testfleet.invoke
-from testfleet.cli.app import build_parser, main
+from testfleet.cli.program import build_parser, main
 from testfleet.core import workers
 from testfleet.diagnose import classify, classify_render
 from testfleet.settings import config

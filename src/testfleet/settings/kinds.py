@@ -163,12 +163,16 @@ PYTEST_NEO4J = "pytest neo4j"
 INVOKE_CI = "invoke ci"
 
 
+#: An option's default left to argparse (None is a default of its own: "not given").
+NOT_GIVEN: Any = object()
+
+
 @dataclass(frozen=True)
 class Option:
     """One option (or positional argument) of a ``testfleet`` command or of pytest.
 
     The fields are argparse's (and pytest's ``addoption``, which takes the same); one left
-    at None is not passed, so argparse's own default applies.
+    at None (``default``: at NOT_GIVEN) is not passed, so argparse's own default applies.
     """
 
     #: The command that takes it (``run``, ``history prune``), or PYTEST / PYTEST_NEO4J.
@@ -177,7 +181,7 @@ class Option:
     flags: tuple[str, ...]
     help: str
     type: Callable[[str], Any] | None = None
-    default: Any = None
+    default: Any = NOT_GIVEN
     metavar: str | None = None
     dest: str | None = None
     action: str | builtins.type[argparse.Action] | None = None
@@ -196,9 +200,12 @@ class Option:
 
     def arguments(self) -> dict[str, Any]:
         """The keyword arguments of ``add_argument`` / ``addoption``."""
-        names = ("help", "type", "default", "metavar", "dest", "action", "choices", "nargs")
-        given = {name: getattr(self, name) for name in (*names, "required")}
-        return {name: value for name, value in given.items() if value is not None}
+        names = ("help", "type", "metavar", "dest", "action", "choices", "nargs", "required")
+        given = {name: getattr(self, name) for name in names}
+        arguments = {name: value for name, value in given.items() if value is not None}
+        if self.default is not NOT_GIVEN:
+            arguments["default"] = self.default
+        return arguments
 
     def add_to(self, parser: Any) -> None:
         """Add it to an argparse parser or a pytest option group."""

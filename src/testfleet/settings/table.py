@@ -206,6 +206,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "do not add the run to the history (also: history = false in [tool.testfleet])",
                 dest="history",
                 action="store_false",
+                default=None,
             ),
         ),
     ),
