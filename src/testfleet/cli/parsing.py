@@ -7,18 +7,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 from testfleet.settings.kinds import Option
-from testfleet.settings.table import SETTINGS
+from testfleet.settings.table import setting_options
+
+__all__ = ["Commands", "add_command", "add_options", "pytest_args", "setting_options"]
 
 #: What ``add_subparsers`` returns; a command module adds its parser to it.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[[argparse.Namespace], int]
-
-
-def setting_options(command: str) -> tuple[Option, ...]:
-    """The options of ``command`` that override a setting, as the settings table declares them."""
-    return tuple(
-        option for setting in SETTINGS for option in setting.options if option.command == command
-    )
 
 
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:

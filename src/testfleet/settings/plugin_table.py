@@ -250,3 +250,93 @@ PLUGIN_SETTINGS: tuple[Setting, ...] = (
         SESSION,
     ),
 )
+
+
+#: The pytest options of testfleet's plugin that are no setting.
+PLUGIN_OPTIONS: tuple[Option, ...] = (
+    Option(
+        PYTEST,
+        ("--testfleet-report",),
+        "write a JSON timing report of every test to PATH (one file for all xdist "
+        "workers). Also the ini setting testfleet_report.",
+        dest="testfleet_report",
+        metavar="PATH",
+        default=None,
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-serial",),
+        "what to do with tests marked `serial`: run them with the others (default), "
+        "defer them (deselect; run them later with 'only'), or run only them, in one process.",
+        type=argtypes.serial,
+        dest="testfleet_serial",
+        default="run",
+        metavar="{run,defer,only}",
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-shard",),
+        "run shard I of N (I from 1), chosen from recorded durations so that the shards "
+        "of a CI matrix finish together; 'auto' reads GitLab's CI_NODE_INDEX/CI_NODE_TOTAL or "
+        "Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT (default $TESTFLEET_SHARD).",
+        type=argtypes.shard_choice,
+        dest="testfleet_shard",
+        default=None,
+        metavar="I/N",
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-shard-durations",),
+        "timing report whose durations choose the shards (default: "
+        "reports/test-timing-baseline.json under the rootdir, when it exists).",
+        dest="testfleet_shard_durations",
+        default=None,
+        metavar="FILE",
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-shard-plan",),
+        "write the shard plan (each shard's tests and predicted seconds) as JSON to FILE.",
+        dest="testfleet_shard_plan",
+        default=None,
+        metavar="FILE",
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-order-file",),
+        "run exactly the node ids listed in FILE (one a line), in that order; the other "
+        "collected tests are deselected. Node ids not collected are listed in FILE.missing.",
+        dest="testfleet_order_file",
+        metavar="FILE",
+        default=None,
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-reverse",),
+        "run the collected tests in reverse order (finds tests that need an earlier "
+        "test, or that a later one breaks).",
+        dest="testfleet_reverse",
+        action="store_true",
+        default=False,
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-scheduler",),
+        "with -n: schedule with testfleet's scheduler (longest tests first from past "
+        "durations, xdist_group kept together, `serial` tests last on one worker, alone) "
+        "instead of the --dist mode's.",
+        dest="testfleet_scheduler",
+        action="store_true",
+        default=False,
+    ),
+    Option(
+        PYTEST,
+        ("--testfleet-durations",),
+        "a timing report of an earlier run to take durations from (repeatable; "
+        "besides the store in the pytest cache, which every run with a report updates).",
+        dest="testfleet_durations",
+        action="append",
+        default=[],
+        metavar="REPORT",
+    ),
+)

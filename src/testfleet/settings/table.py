@@ -37,7 +37,7 @@ from testfleet.settings.kinds import choice as one_of
 from testfleet.settings.plugin_table import PLUGIN_SETTINGS
 from testfleet.settings.sections import DIAGNOSE, REPORT, RUN, SECTIONS
 
-__all__ = ["SECTIONS", "SETTINGS"]
+__all__ = ["SECTIONS", "SETTINGS", "setting_options"]
 
 SETTINGS: tuple[Setting, ...] = (
     # Runs
@@ -435,3 +435,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *PLUGIN_SETTINGS,
 )
+
+
+def setting_options(command: str) -> tuple[Option, ...]:
+    """The options of ``command`` that override a setting, in the table's order."""
+    return tuple(
+        option for setting in SETTINGS for option in setting.options if option.command == command
+    )
