@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.diagnose.audit import scan as audit
 from testfleet.diagnose.audit.rules import RULES
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.diagnose import probes
 
 MATERIAL = Path(__file__).parent / "material" / "order"

@@ -21,7 +21,7 @@ import pytest
 from invoke import Exit, MockContext, Result
 
 import testfleet.invoke
-from testfleet.cli.app import build_parser, main
+from testfleet.cli.program import build_parser, main
 from testfleet.core import workers
 from testfleet.diagnose import classify, classify_render
 from testfleet.settings import config
@@ -159,7 +159,7 @@ def test_the_printed_rollback_switch_is_the_one_the_project_has(tmp_path: Path) 
     assert words == [f"{workers.WORKERS_ENV}=1", "invoke", "ci"]
     tasks = load_tasks()
     assert "ci" in tasks.namespace.task_names
-    assert workers.workers_from_env({workers.WORKERS_ENV: "1"}) == 1
+    assert config.workers_from_env({workers.WORKERS_ENV: "1"}) == 1
 
 
 @pytest.mark.slow

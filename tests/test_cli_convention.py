@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from test_report_cli import make_report, make_test
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.isolation import pools
 from testfleet.neo4j import config as neo4j
 
@@ -166,14 +166,14 @@ def test_a_command_builds_only_its_own_parser_and_help_lists_every_command() -> 
     import sys
 
     script = (
-        "import sys; from testfleet.cli import app as cli; cli.build_parser('run'); "
+        "import sys; from testfleet.cli import program as cli; cli.build_parser('run'); "
         "print(sorted(m for m in sys.modules if m.startswith(('testfleet.diagnose.audit', "
         "'testfleet.history', 'testfleet.diagnose.bisect', 'importlib.metadata'))))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
-    from testfleet.cli.app import COMMANDS, build_parser
+    from testfleet.cli.program import COMMANDS, build_parser
 
     # A command's own line is indented four spaces; its help's next lines, further.
     listing = build_parser().format_help().splitlines()

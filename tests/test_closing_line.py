@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.timing import closing
 
 EVERY_OUTCOME = """

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli import app as cli
+from testfleet.cli import program as cli
 from testfleet.sharding import combine
 from testfleet.sharding import plan as sharding
 from testfleet.sharding.plan import CollectedTest, ShardSpec

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli import app as cli
+from testfleet.cli import program as cli
 
 PYPROJECT = """
 [tool.pytest.ini_options]

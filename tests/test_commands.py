@@ -81,7 +81,7 @@ def test_the_command_line_starts_without_importing_pytest() -> None:
     # Every command's parser is built and the options that are checked while parsing
     # (a shard, a worker count, a dist) are parsed.
     script = (
-        "import sys, testfleet.cli.app as cli, testfleet.diagnose.bisect, "
+        "import sys, testfleet.cli.program as cli, testfleet.diagnose.bisect, "
         "testfleet.diagnose.classify; "
         "cli.build_parser().parse_args(['run', '--shard', '1/2', '--workers', 'auto', "
         "'--dist', 'load']); "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.settings import config
 from testfleet.settings.table import SECTIONS, SETTINGS
 

@@ -25,13 +25,13 @@ from docker.utils import exclude_paths
 from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
-from testfleet.cli.app import REPORT_ENV, STEP_SUMMARY_ENV
+from testfleet.cli.output import STEP_SUMMARY_ENV
 from testfleet.core.workers import WORKERS_ENV
 from testfleet.diagnose.classify import RUNS_ENV, THRESHOLD_ENV
 from testfleet.nox import SESSIONS
 from testfleet.runs.randomized import SEEDS_ENV
 from testfleet.settings import config
-from testfleet.sharding.tasks import SHARDS_DIR
+from testfleet.sharding.tasks import REPORT_ENV, SHARDS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The invoke tasks that tasks.py imports: the commands the image runs.
@@ -400,7 +400,7 @@ def test_coverage_maps_the_source_path_of_the_image_to_this_checkout() -> None:
 def test_coverage_data_from_the_container_combines_into_this_checkout(tmp_path: Path) -> None:
     from coverage import CoverageData
 
-    container_file = f"{workdir_of_test_stage()}/src/testfleet/cli/app.py"
+    container_file = f"{workdir_of_test_stage()}/src/testfleet/cli/program.py"
     data = CoverageData(basename=str(tmp_path / ".coverage"), suffix="container")
     data.add_lines({container_file: [1, 2, 3]})
     data.write()
@@ -471,7 +471,7 @@ def test_dockerignore_keeps_history_environments_caches_and_run_output_out(
     }
     kept = {
         "reports/test-timing-baseline.json",
-        "src/testfleet/cli/app.py",
+        "src/testfleet/cli/program.py",
         "tests/test_container_files.py",
         ".github/workflows/ci.yml",
     }

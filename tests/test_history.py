@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.core.atomic import write_json_atomic
 from testfleet.history import analysis, schema, settings
 from testfleet.history.record import append, record_after_run

@@ -14,7 +14,7 @@ import pytest
 from invoke import MockContext, Result
 
 import chromium
-from testfleet.cli.app import build_parser, main
+from testfleet.cli.program import build_parser, main
 from testfleet.core.atomic import write_json_atomic
 from testfleet.reporting import html as html_report
 from testfleet.reporting import svg as html_svg

@@ -14,7 +14,7 @@ import pytest
 
 from init_samples import SAMPLES, make_sample, snapshot
 from testfleet import scaffold
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.scaffold import deps, pyfiles, render
 from testfleet.scaffold.detect import InitError, detect
 from testfleet.settings import config

@@ -20,7 +20,7 @@ from docker.utils import exclude_paths
 from ruamel.yaml import YAML
 
 from init_samples import SAMPLES, make_sample
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.scaffold import render
 
 

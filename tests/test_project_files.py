@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.runs import randomized
 
 #: A suite whose addopts switch xdist on, with `xdist_group` under --strict-markers: every

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 from testfleet.runs import randomized
 
 ReadReport = Callable[[Path], dict[str, Any]]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from testfleet.cli.app import main
+from testfleet.cli.program import main
 
 ReadReport = Callable[[Path], dict[str, Any]]
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import functools
-import math
+import importlib.util
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
@@ -19,159 +18,43 @@ from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
 from testfleet.scheduling import order_hooks
 from testfleet.scheduling import plugin as scheduler_plugin
-from testfleet.sharding import plan as sharding
+from testfleet.settings import config as settings
+from testfleet.settings.kinds import PYTEST
+from testfleet.settings.plugin_table import PLUGIN_OPTIONS
+from testfleet.settings.table import setting_options
 from testfleet.sharding import select as shardselect
 from testfleet.timing.recorder import OWN_DESELECTED_KEY, TimingRecorder
 
-# The Neo4j wiring is a plugin module of its own; it imports the driver only when used.
-pytest_plugins = ["testfleet.neo4j.plugin"]
+# The Neo4j wiring (its options, marker and fixtures) is a plugin of its own, loaded only
+# where the driver is installed: find_spec looks for it without importing it, so that a
+# project without Neo4j sees no Neo4j option in `pytest --help` and pays nothing for it.
+pytest_plugins = ["testfleet.neo4j.plugin"] if importlib.util.find_spec("neo4j") else []
 
 RECORDER_NAME = "testfleet-timing"
 XDIST_HOOKS_NAME = "testfleet-xdist"
 SERIAL_GATE_NAME = "testfleet-serial-gate"
 ORDER_HOOKS_NAME = "testfleet-order"
 STOP_ERRORS_KEY = pytest.StashKey[list[str]]()
-SERIAL_CHOICES = ("run", "defer", "only")
-
-
-def serial_choice(text: str) -> str:
-    value = text.strip().lower()
-    if value not in SERIAL_CHOICES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not one of {', '.join(SERIAL_CHOICES)}: 'run' runs `serial` tests with "
-            "the others, 'defer' leaves them out of this run, 'only' runs just them"
-        )
-    return value
-
-
-def lock_dir_choice(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            "the lock directory is empty: give a directory path, such as /tmp/testfleet-locks"
-        )
-    path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is a file: give a directory for the lock files (it is created if missing)"
-        )
-    return str(path)
-
-
-def seconds_choice(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds: use e.g. 60 or 2.5"
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a usable number of seconds: use 0 (do not wait) or more"
-        )
-    return value
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+#: The group of testfleet's pytest options, the Neo4j plugin's too.
+GROUP = ("testfleet", "testfleet: timing and parallel safety")
+
+
+def add_options(parser: pytest.Parser, command: str) -> None:
+    """Add the pytest options of ``command`` (PYTEST or PYTEST_NEO4J), as the table declares."""
+    group = parser.getgroup(*GROUP)
+    for option in (*PLUGIN_OPTIONS, *setting_options(command)):
+        if option.command == command:
+            option.add_to(group)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("testfleet", "testfleet: timing and parallel safety")
-    group.addoption(
-        "--testfleet-report",
-        dest="testfleet_report",
-        metavar="PATH",
-        default=None,
-        help="write a JSON timing report of every test to PATH (one file for all xdist "
-        "workers). Also the ini setting testfleet_report.",
-    )
-    group.addoption(
-        "--testfleet-serial",
-        dest="testfleet_serial",
-        type=serial_choice,
-        default="run",
-        metavar="{run,defer,only}",
-        help="what to do with tests marked `serial`: run them with the others (default), "
-        "defer them (deselect; run them later with 'only'), or run only them, in one process.",
-    )
-    group.addoption(
-        "--testfleet-lock-dir",
-        dest="testfleet_lock_dir",
-        type=lock_dir_choice,
-        default=None,
-        metavar="DIR",
-        help="directory of the lock files of resource pools and of `serial` tests under xdist "
-        f"(default: ${pools.LOCK_DIR_ENV}, else testfleet-locks in the temp directory, shared "
-        "by every run on this machine).",
-    )
-    group.addoption(
-        "--testfleet-pool-timeout",
-        dest="testfleet_pool_timeout",
-        type=seconds_choice,
-        default=None,
-        metavar="SECONDS",
-        help="how long the testfleet_pool fixture waits for a free slot before the test errors "
-        f"(default: $TESTFLEET_POOL_TIMEOUT or pool_timeout, else {pools.DEFAULT_TIMEOUT:g}).",
-    )
-    group.addoption(
-        "--testfleet-shard",
-        dest="testfleet_shard",
-        type=sharding.shard_choice,
-        default=None,
-        metavar="I/N",
-        help="run shard I of N (I from 1), chosen from recorded durations so that the shards "
-        "of a CI matrix finish together; 'auto' reads GitLab's CI_NODE_INDEX/CI_NODE_TOTAL or "
-        f"Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT (default ${shardselect.SHARD_ENV}).",
-    )
-    group.addoption(
-        "--testfleet-shard-durations",
-        dest="testfleet_shard_durations",
-        default=None,
-        metavar="FILE",
-        help="timing report whose durations choose the shards (default: "
-        f"{shardselect.DEFAULT_DURATIONS} under the rootdir, when it exists).",
-    )
-    group.addoption(
-        "--testfleet-shard-plan",
-        dest="testfleet_shard_plan",
-        default=None,
-        metavar="FILE",
-        help="write the shard plan (each shard's tests and predicted seconds) as JSON to FILE.",
-    )
-    group.addoption(
-        "--testfleet-order-file",
-        dest="testfleet_order_file",
-        metavar="FILE",
-        default=None,
-        help="run exactly the node ids listed in FILE (one a line), in that order; the other "
-        "collected tests are deselected. Node ids not collected are listed in FILE.missing.",
-    )
-    group.addoption(
-        "--testfleet-reverse",
-        dest="testfleet_reverse",
-        action="store_true",
-        default=False,
-        help="run the collected tests in reverse order (finds tests that need an earlier "
-        "test, or that a later one breaks).",
-    )
-    group.addoption(
-        "--testfleet-scheduler",
-        dest="testfleet_scheduler",
-        action="store_true",
-        default=False,
-        help="with -n: schedule with testfleet's scheduler (longest tests first from past "
-        "durations, xdist_group kept together, `serial` tests last on one worker, alone) "
-        "instead of the --dist mode's.",
-    )
-    group.addoption(
-        "--testfleet-durations",
-        dest="testfleet_durations",
-        action="append",
-        default=[],
-        metavar="REPORT",
-        help="a timing report of an earlier run to take durations from (repeatable; "
-        "besides the store in the pytest cache, which every run with a report updates).",
-    )
+    add_options(parser, PYTEST)
     parser.addini(
         "testfleet_report",
         help="path of the JSON timing report, as --testfleet-report",
@@ -243,8 +126,6 @@ def lock_dir_setting(config: pytest.Config) -> Path | None:
 
 def pool_timeout_setting(config: pytest.Config) -> float:
     """Seconds testfleet_pool waits: the option, else the ``pool_timeout`` setting."""
-    from testfleet.settings import config as settings
-
     option: float | None = config.getoption("testfleet_pool_timeout")
     try:
         return float(settings.load().get("pool_timeout", option))

@@ -1,7 +1,11 @@
-"""The ``testfleet`` command line: one module per command, shared output options apart."""
+"""The ``testfleet`` command line: one module per command, the shared output options apart.
+
+``main`` (the command table) is in :mod:`testfleet.cli.program`; each command's options, work
+and output in its own module, imported only when that command runs.
+"""
 
 from __future__ import annotations
 
-from testfleet.cli.app import console, main
+from testfleet.cli.program import console, main
 
 __all__ = ["console", "main"]

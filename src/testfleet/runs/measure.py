@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - runs a
     measurer.start()
     try:
         # Imported after the start, so that testfleet's own modules are measured too.
-        from testfleet.cli.app import main as cli
+        from testfleet.cli.program import main as cli
 
         return cli(list(sys.argv[1:] if argv is None else argv))
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 from testfleet.core.atomic import append_text_atomic, write_json_atomic, write_text_atomic
 from testfleet.diagnose.probes import xdist_off
 from testfleet.runs import commands
+from testfleet.settings import config
 from testfleet.timing import report as reports
 
 SEEDS_ENV = "TESTFLEET_SEEDS"
@@ -49,9 +50,6 @@ def seeds_to_run(
     if explicit:
         return list(explicit)
     if count is None:
-        # The `seeds` setting: TESTFLEET_SEEDS, else [tool.testfleet], else 3.
-        from testfleet.settings import config
-
         count = int(config.load(environ=environ).get("seeds"))
     if count < 1:
         raise ValueError(f"the number of seeds must be at least 1, not {count}")

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import shlex
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from testfleet.core.workers import Workers
+from testfleet.settings.kinds import WORKERS, Setting, show
+from testfleet.settings.table import SETTINGS
+
+__all__ = ["WORKERS", "Config", "ConfigError", "Value", "load", "show", "workers_from_env"]
 
 PYPROJECT = "pyproject.toml"
 TABLE = "[tool.testfleet]"
@@ -29,184 +34,6 @@ OPTION_SOURCE = "option"
 
 class ConfigError(ValueError):
     """A setting that cannot be used as given; the message names it, where it is, and the fix."""
-
-
-@dataclass(frozen=True)
-class Kind:
-    """How a setting is written: in an environment variable (text) and in TOML."""
-
-    name: str
-    #: Text of an environment variable or option to a value; raises ValueError saying what to use.
-    parse: Callable[[str], Any]
-    #: The TOML types accepted; a string is always read with ``parse``.
-    toml_types: tuple[type, ...] = (str,)
-    #: A TOML value of one of ``toml_types`` (other than str) to a value; default: as it is.
-    convert: Callable[[Any], Any] | None = None
-
-    def from_toml(self, value: Any) -> Any:
-        if isinstance(value, bool) and bool not in self.toml_types:
-            # bool is an int in Python; `workers = true` is no count.
-            raise ValueError(f"expected {self.name}, not a boolean")
-        if not isinstance(value, self.toml_types):
-            raise ValueError(f"expected {self.name}, not {_toml_type(value)}")
-        if isinstance(value, str) and str not in self.toml_types:
-            raise ValueError(f"expected {self.name}, not a string")
-        if isinstance(value, str):
-            return self.parse(value)
-        return self.convert(value) if self.convert is not None else value
-
-
-def _toml_type(value: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
-    names.update({list: "an array", dict: "a table"})
-    return next((text for kind, text in names.items() if type(value) is kind), type(value).__name__)
-
-
-def _text(text: str) -> str:
-    return text.strip()
-
-
-def _path(text: str) -> Path:
-    if not text.strip():
-        raise ValueError("the path is empty: give a file or directory name")
-    return Path(text.strip()).expanduser()
-
-
-def integer(minimum: int = 1) -> Kind:
-    """A whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(str(text).strip())
-        except ValueError:
-            raise ValueError(f"{text!r} is not a whole number, such as {max(minimum, 3)}") from None
-        if value < minimum:
-            raise ValueError(f"{value} is below {minimum}: use {minimum} or more")
-        return value
-
-    return Kind(f"a whole number >= {minimum}", parse, (int, str), convert=parse)
-
-
-def number(minimum: float = 0.0, maximum: float | None = None) -> Kind:
-    """A number from ``minimum`` to ``maximum``."""
-    span = f">= {minimum:g}" if maximum is None else f"from {minimum:g} to {maximum:g}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(str(text).strip())
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number, such as 2.5") from None
-        if not (value >= minimum and (maximum is None or value <= maximum)):
-            raise ValueError(f"{value:g} is out of range: use a number {span}")
-        return value
-
-    return Kind(f"a number {span}", parse, (int, float, str), convert=parse)
-
-
-def percent(maximum: float = 100.0) -> Kind:
-    """A percentage from 0 to ``maximum``: ``5``, ``2.5`` or ``5%``."""
-    plain = number(0, maximum)
-
-    def parse(text: str) -> float:
-        value: float = plain.parse(str(text).strip().removesuffix("%"))
-        return value
-
-    return Kind(f"a percentage from 0 to {maximum:g}", parse, (int, float, str), convert=parse)
-
-
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off")
-
-
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise ValueError(f"{text!r} is not a yes/no value: use true or false (also 1/0, yes/no)")
-
-
-def choice(*values: str) -> Kind:
-    """One of ``values``."""
-
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in values:
-            raise ValueError(f"{text!r} is not one of {', '.join(values)}")
-        return value
-
-    return Kind("one of " + ", ".join(values), parse)
-
-
-def _words(text: str) -> list[str]:
-    return [part for part in text.replace(",", " ").split() if part]
-
-
-def _strings(value: Any) -> list[str]:
-    if not all(isinstance(item, str) for item in value):
-        raise ValueError("expected an array of strings; an item is not a string")
-    return [str(item).strip() for item in value]
-
-
-def _args(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} cannot be split into arguments: {exc}") from None
-
-
-def _workers(text: str) -> Any:
-    from testfleet.core.workers import parse_workers
-
-    return parse_workers(str(text))
-
-
-TEXT = Kind("a string", _text)
-PATH = Kind("a path", _path)
-FLAG = Kind("true or false", _flag, (bool,))
-#: Names: a TOML array of strings, or in the environment separated by commas or spaces.
-NAMES = Kind("an array of strings", _words, (list, str), convert=_strings)
-#: Command-line arguments: a TOML array, or a string split as a shell would.
-ARGS = Kind("an array of arguments", _args, (list, str), convert=_strings)
-WORKERS = Kind("a whole number >= 1 or 'auto'", _workers, (int, str), convert=_workers)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting: its key in ``[tool.testfleet]``, type, default, variable and help."""
-
-    name: str
-    kind: Kind
-    default: Any
-    env: str | None
-    help: str
-    #: Where it is used: the sections of ``testfleet config`` and docs/configuration.md.
-    section: str = "run"
-    #: The command-line option that overrides it, for the docs (e.g. ``run --workers``).
-    option: str | None = None
-    #: How the default reads in the docs when it is no plain value (None, computed).
-    default_text: str | None = None
-    #: Never read from pyproject.toml (a password) and never shown.
-    secret: bool = False
-
-    def describe_default(self) -> str:
-        if self.default_text is not None:
-            return self.default_text
-        return show(self.default)
-
-
-def show(value: Any) -> str:
-    """A value as the docs and ``testfleet config`` print it."""
-    if value is None:
-        return "(not set)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(shlex.quote(str(item)) for item in value) + "]"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -346,8 +173,6 @@ def load(
 ) -> Config:
     """The settings of the project around ``start``: its table checked, the environment beside."""
     if settings is None:
-        from testfleet.settings.table import SETTINGS
-
         settings = SETTINGS
     by_name = {setting.name: setting for setting in settings}
     path = find_pyproject(start)
@@ -358,6 +183,14 @@ def load(
         path=path,
         environ=os.environ if environ is None else environ,
     )
+
+
+def workers_from_env(
+    environ: Mapping[str, str] | None = None, default: Workers = "auto"
+) -> Workers:
+    """The ``workers`` setting (``PYTEST_WORKERS``, else [tool.testfleet]), else ``default``."""
+    value = load(environ=environ).resolve("workers")
+    return default if value.source == DEFAULT else value.value
 
 
 def shown(value: Value) -> str:

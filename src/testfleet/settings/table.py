@@ -13,42 +13,31 @@ tests/test_config.py checks that they agree with the modules' constants.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
+from testfleet.core.workers import WORKERS_ENV
+
 # Light: the Neo4j settings' own checks, whose messages explain the choices.
-from testfleet.neo4j import config as neo4j
 from testfleet.runs.commands import DEFAULT_DIST, DIST_CHOICES
-from testfleet.settings.config import (
+from testfleet.settings import argtypes
+from testfleet.settings.kinds import (
     ARGS,
     FLAG,
-    NAMES,
+    INVOKE_CI,
     PATH,
-    TEXT,
     WORKERS,
-    Kind,
+    Option,
     Setting,
     integer,
     number,
     percent,
 )
-from testfleet.settings.config import choice as one_of
+from testfleet.settings.kinds import choice as one_of
+from testfleet.settings.plugin_table import PLUGIN_SETTINGS
+from testfleet.settings.sections import DIAGNOSE, REPORT, RUN, SECTIONS
 
-RUN = "run"
-REPORT = "report"
-DIAGNOSE = "diagnose"
-ISOLATION = "isolation"
-NEO4J = "neo4j"
-SESSION = "session"
-
-#: Section titles, in the order `testfleet config` and the docs show them.
-SECTIONS = {
-    RUN: "Runs (testfleet run, testfleet randomized, the nox test sessions)",
-    REPORT: "Reports and the CI pipeline (testfleet report, invoke ci, invoke baseline)",
-    DIAGNOSE: "Diagnoses (testfleet classify, testfleet bisect)",
-    ISOLATION: "Isolation (the pytest plugin)",
-    NEO4J: "Neo4j (the pytest plugin)",
-    SESSION: "Test environments (the nox sessions of testfleet.nox)",
-}
+__all__ = ["SECTIONS", "SETTINGS", "setting_options"]
 
 SETTINGS: tuple[Setting, ...] = (
     # Runs
@@ -60,7 +49,20 @@ SETTINGS: tuple[Setting, ...] = (
         "worker count, 'auto' (the count the timing history predicts fastest) or 1: the "
         "serial rollback, in one process",
         RUN,
-        "run --workers; invoke ci --workers",
+        (
+            Option(
+                "run",
+                ("--workers",),
+                f"worker count or 'auto'; default ${WORKERS_ENV}, else auto",
+                type=argtypes.workers,
+            ),
+            Option(
+                INVOKE_CI,
+                ("--workers",),
+                f"worker count or 'auto' (default: ${WORKERS_ENV}, else [tool.testfleet] "
+                "workers, else auto); 1 is the serial rollback",
+            ),
+        ),
     ),
     Setting(
         "dist",
@@ -70,7 +72,15 @@ SETTINGS: tuple[Setting, ...] = (
         "scheduling: testfleet (longest first from past durations, `serial` tests last in the "
         "same session) or an xdist --dist mode",
         RUN,
-        "run --dist",
+        (
+            Option(
+                "run",
+                ("--dist",),
+                f"scheduling mode: {', '.join(DIST_CHOICES)} (default $TESTFLEET_DIST, else "
+                f"dist in [tool.testfleet], else {DEFAULT_DIST})",
+                type=argtypes.dist,
+            ),
+        ),
     ),
     Setting(
         "report",
@@ -79,7 +89,14 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_REPORT",
         "timing report that a run writes",
         RUN,
-        "run --report",
+        (
+            Option(
+                "run",
+                ("--report",),
+                "merged timing report (default $TESTFLEET_REPORT, else reports/test-timing.json)",
+                type=Path,
+            ),
+        ),
     ),
     Setting(
         "pytest_args",
@@ -96,7 +113,14 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_SEEDS",
         "how many random seeds a randomized run tries",
         RUN,
-        "randomized --seeds",
+        (
+            Option(
+                "randomized",
+                ("--seeds",),
+                "how many random seeds (default $TESTFLEET_SEEDS, else 3)",
+                type=argtypes.positive_int,
+            ),
+        ),
     ),
     # Reports and CI
     Setting(
@@ -106,7 +130,18 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_BASELINE",
         "timing baseline: written by invoke baseline, compared with by invoke ci",
         REPORT,
-        "report --baseline",
+        (
+            Option("report", ("--baseline",), "report to compare with", type=Path),
+            Option(
+                "run",
+                ("--baseline",),
+                "timing report to take past durations from, after the pytest cache's store "
+                "and the report this run replaces (default reports/test-timing-baseline.json "
+                "when it exists)",
+                type=Path,
+                in_docs=False,
+            ),
+        ),
     ),
     Setting(
         "summary",
@@ -123,7 +158,15 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_SLOWER_RATIO",
         "a test is slower than in the baseline at this many times its baseline time...",
         REPORT,
-        "report --slower-ratio",
+        (
+            Option(
+                "report",
+                ("--slower-ratio",),
+                "a test is slower when it takes at least this many times its baseline time "
+                "(default: setting slower_ratio, 1.5) ...",
+                type=argtypes.non_negative_float,
+            ),
+        ),
     ),
     Setting(
         "slower_seconds",
@@ -132,7 +175,14 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_SLOWER_SECONDS",
         "... and this many seconds more",
         REPORT,
-        "report --slower-seconds",
+        (
+            Option(
+                "report",
+                ("--slower-seconds",),
+                "... and at least this many seconds more (default: setting slower_seconds, 0.1)",
+                type=argtypes.non_negative_float,
+            ),
+        ),
     ),
     Setting(
         "html_report",
@@ -149,7 +199,16 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_HISTORY",
         "add every run of `testfleet run` to the run history",
         REPORT,
-        "run --no-history",
+        (
+            Option(
+                "run",
+                ("--no-history",),
+                "do not add the run to the history (also: history = false in [tool.testfleet])",
+                dest="history",
+                action="store_false",
+                default=None,
+            ),
+        ),
     ),
     Setting(
         "history_path",
@@ -158,7 +217,44 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_HISTORY_PATH",
         "the run history (SQLite) that runs are added to and `testfleet history` reads",
         REPORT,
-        "run --history-path; history --history-path",
+        (
+            Option(
+                "run",
+                ("--history-path",),
+                "run history to add the run to (default $TESTFLEET_HISTORY_PATH, else "
+                "history_path in [tool.testfleet], else reports/history.sqlite)",
+                type=Path,
+                metavar="FILE",
+            ),
+            Option(
+                "history",
+                ("--history-path",),
+                "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
+                "[tool.testfleet], else reports/history.sqlite)",
+                type=Path,
+                metavar="FILE",
+            ),
+            Option(
+                "history import",
+                ("--history-path",),
+                "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
+                "[tool.testfleet], else reports/history.sqlite)",
+                type=Path,
+                metavar="FILE",
+                default=argparse.SUPPRESS,
+                in_docs=False,
+            ),
+            Option(
+                "history prune",
+                ("--history-path",),
+                "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
+                "[tool.testfleet], else reports/history.sqlite)",
+                type=Path,
+                metavar="FILE",
+                default=argparse.SUPPRESS,
+                in_docs=False,
+            ),
+        ),
     ),
     Setting(
         "history_keep_runs",
@@ -167,7 +263,15 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_HISTORY_KEEP_RUNS",
         "runs whose per-test results the history keeps; older ones are folded into totals",
         REPORT,
-        "history prune --keep-runs",
+        (
+            Option(
+                "history prune",
+                ("--keep-runs",),
+                "runs whose per-test results are kept (default $TESTFLEET_HISTORY_KEEP_RUNS, "
+                "else history_keep_runs in [tool.testfleet], else 1000)",
+                type=argtypes.count,
+            ),
+        ),
     ),
     # Diagnoses
     Setting(
@@ -177,7 +281,15 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_FLAKY_THRESHOLD",
         "flaky tests, in per cent of the run's tests, above which a run fails",
         DIAGNOSE,
-        "classify --threshold",
+        (
+            Option(
+                "classify",
+                ("--threshold",),
+                "flaky tests, in per cent of the run's tests, above which the run fails "
+                "(default $TESTFLEET_FLAKY_THRESHOLD, else 5)",
+                type=argtypes.threshold,
+            ),
+        ),
     ),
     Setting(
         "classify_runs",
@@ -186,7 +298,14 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_CLASSIFY_RUNS",
         "reruns of each failed test in each mode",
         DIAGNOSE,
-        "classify --runs",
+        (
+            Option(
+                "classify",
+                ("--runs",),
+                "reruns in each mode (default $TESTFLEET_CLASSIFY_RUNS, else 3)",
+                type=argtypes.positive_int,
+            ),
+        ),
     ),
     Setting(
         "classification",
@@ -195,7 +314,25 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_CLASSIFICATION",
         "classification JSON that invoke ci has classify write",
         DIAGNOSE,
-        "classify --json",
+        (
+            Option(
+                "classify",
+                ("--json",),
+                "classification JSON (default %(default)s)",
+                type=Path,
+                dest="output",
+                default=Path("reports/classification.json"),
+            ),
+            # The old name of --json, kept working.
+            Option(
+                "classify",
+                ("--output",),
+                argparse.SUPPRESS,
+                type=Path,
+                dest="output",
+                in_docs=False,
+            ),
+        ),
     ),
     Setting(
         "order_report",
@@ -204,7 +341,16 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_ORDER_REPORT",
         "order-dependence diagnoses of a randomized run's failing seeds",
         DIAGNOSE,
-        "randomized --json",
+        (
+            Option(
+                "randomized",
+                ("--json", "--order-report"),
+                "where the diagnoses go (default %(default)s; markdown beside it, .md)",
+                type=Path,
+                dest="order_report",
+                default=Path("reports/order-dependence.json"),
+            ),
+        ),
     ),
     Setting(
         "bisect_jobs",
@@ -214,7 +360,25 @@ SETTINGS: tuple[Setting, ...] = (
         "pytest runs at once "
         "while bisecting; 1 when tests share files or databases between processes",
         DIAGNOSE,
-        "bisect --jobs",
+        (
+            Option(
+                "bisect",
+                ("--jobs",),
+                "pytest runs at once (default: from the measured cost of the probes and the "
+                "free CPUs, at most 4); 1 when the tests share files or databases between "
+                "processes",
+                type=argtypes.positive_int,
+            ),
+            Option(
+                "randomized",
+                ("--jobs",),
+                "pytest runs at once (default: from the measured cost of the probes and the "
+                "free CPUs, at most 4); 1 when the tests share files or databases between "
+                "processes",
+                type=argtypes.positive_int,
+                in_docs=False,
+            ),
+        ),
         default_text="from the probes' measured cost and the free CPUs, at most 4",
     ),
     Setting(
@@ -224,7 +388,25 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_BISECT_MAX_TESTS",
         "the most tests a cause may need before it is called ambiguous",
         DIAGNOSE,
-        "bisect --max-tests",
+        (
+            Option(
+                "bisect",
+                ("--max-tests",),
+                "the most tests a cause may need before it is called ambiguous "
+                "(default %(default)s)",
+                type=argtypes.positive_int,
+                default=4,
+            ),
+            Option(
+                "randomized",
+                ("--max-tests",),
+                "the most tests a cause may need before it is called ambiguous "
+                "(default %(default)s)",
+                type=argtypes.positive_int,
+                default=4,
+                in_docs=False,
+            ),
+        ),
     ),
     Setting(
         "bisect_max_victims",
@@ -233,152 +415,30 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_BISECT_MAX_VICTIMS",
         "failing tests to diagnose at most",
         DIAGNOSE,
-        "bisect --max-victims",
+        (
+            Option(
+                "bisect",
+                ("--max-victims",),
+                "failing tests to diagnose at most (default %(default)s)",
+                type=argtypes.positive_int,
+                default=5,
+            ),
+            Option(
+                "randomized",
+                ("--max-victims",),
+                "failing tests to diagnose at most (default %(default)s)",
+                type=argtypes.positive_int,
+                default=5,
+                in_docs=False,
+            ),
+        ),
     ),
-    # Isolation
-    Setting(
-        "lock_dir",
-        PATH,
-        None,
-        "TESTFLEET_LOCK_DIR",
-        "lock files of resource pools and of `serial` tests under xdist",
-        ISOLATION,
-        "--testfleet-lock-dir",
-        default_text="testfleet-locks in the temp directory",
-    ),
-    Setting(
-        "pool_timeout",
-        number(0),
-        60.0,
-        "TESTFLEET_POOL_TIMEOUT",
-        "seconds testfleet_pool waits for a free slot",
-        ISOLATION,
-        "--testfleet-pool-timeout",
-    ),
-    # Neo4j
-    Setting(
-        "neo4j",
-        Kind(one_of(*neo4j.MODES).name, neo4j.parse_mode),
-        "auto",
-        "TESTFLEET_NEO4J",
-        "where Neo4j tests get a server: auto, local (a local Bolt server) or required",
-        NEO4J,
-        "--testfleet-neo4j",
-    ),
-    Setting(
-        "neo4j_strategy",
-        Kind(one_of(*neo4j.STRATEGY_CHOICES).name, neo4j.parse_strategy),
-        "auto",
-        "TESTFLEET_NEO4J_STRATEGY",
-        "how Neo4j tests are kept apart; auto is group",
-        NEO4J,
-        "--testfleet-neo4j-strategy",
-    ),
-    Setting(
-        "neo4j_uri",
-        TEXT,
-        None,
-        "NEO4J_URI",
-        "Bolt address of the Neo4j server",
-        NEO4J,
-        "--testfleet-neo4j-uri",
-    ),
-    Setting(
-        "neo4j_user",
-        TEXT,
-        None,
-        "NEO4J_USER",
-        "Neo4j user",
-        NEO4J,
-        "--testfleet-neo4j-user",
-        default_text="neo4j when a password is set",
-    ),
-    Setting(
-        "neo4j_password",
-        TEXT,
-        None,
-        "NEO4J_PASSWORD",
-        "Neo4j password: environment only, never in pyproject.toml",
-        NEO4J,
-        "--testfleet-neo4j-password",
-        secret=True,
-    ),
-    Setting(
-        "neo4j_timeout",
-        number(0),
-        30.0,
-        "TESTFLEET_NEO4J_TIMEOUT",
-        "seconds to wait for the Neo4j server to answer",
-        NEO4J,
-        "--testfleet-neo4j-timeout",
-    ),
-    # Test environments
-    Setting(
-        "python",
-        NAMES,
-        None,
-        "TESTFLEET_PYTHON",
-        'Python version(s) of the sessions, e.g. "3.12" or ["3.11", "3.12"]',
-        SESSION,
-        default_text="the Python running nox",
-    ),
-    Setting(
-        "install_project",
-        FLAG,
-        None,
-        "TESTFLEET_INSTALL_PROJECT",
-        "install the project into the session; false for a project that is no package",
-        SESSION,
-        default_text="true when the project is a package: setup.py, or pyproject.toml "
-        "with [project] or [build-system]",
-    ),
-    Setting(
-        "editable",
-        FLAG,
-        True,
-        "TESTFLEET_EDITABLE",
-        "install the project editable (pip install -e)",
-        SESSION,
-    ),
-    Setting(
-        "extras",
-        NAMES,
-        [],
-        "TESTFLEET_EXTRAS",
-        'extras of the project to install, e.g. ["test"]',
-        SESSION,
-    ),
-    Setting(
-        "dependency_groups",
-        NAMES,
-        [],
-        "TESTFLEET_DEPENDENCY_GROUPS",
-        "dependency groups (PEP 735) to install; needs pip 25.1 or later",
-        SESSION,
-    ),
-    Setting(
-        "requirements",
-        NAMES,
-        [],
-        "TESTFLEET_REQUIREMENTS",
-        "requirements files to install (pip install -r)",
-        SESSION,
-    ),
-    Setting(
-        "testfleet_requirement",
-        TEXT,
-        None,
-        "TESTFLEET_REQUIREMENT",
-        "what pip installs as testfleet in the session: a requirement, a path or a wheel",
-        SESSION,
-        default_text="testfleet==<the version running nox>",
-    ),
-    Setting(
-        "coverage",
-        FLAG,
-        True,
-        "TESTFLEET_COVERAGE",
-        "run the test sessions under coverage, combined by nox -s coverage",
-        SESSION,
-    ),
+    *PLUGIN_SETTINGS,
 )
+
+
+def setting_options(command: str) -> tuple[Option, ...]:
+    """The options of ``command`` that override a setting, in the table's order."""
+    return tuple(
+        option for setting in SETTINGS for option in setting.options if option.command == command
+    )
