@@ -12,6 +12,8 @@ from typing import Any
 
 from testfleet.core import workers
 from testfleet.core.atomic import append_text_atomic, write_json_atomic, write_text_atomic
+from testfleet.reporting import analysis as report_analysis
+from testfleet.reporting import text as report_text
 from testfleet.runs import phases
 from testfleet.runs import randomized as randomized_mod
 from testfleet.runs.commands import DEFAULT_DIST, DIST_CHOICES, check_dist
@@ -110,7 +112,7 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     show.add_argument("--baseline", type=Path, help="report to compare with")
     show.add_argument(
         "--format",
-        choices=(*report.FORMATS, "html"),
+        choices=(*report_text.FORMATS, "html"),
         default="text",
         help="default: text; html is one self-contained page with the worker timeline",
     )
@@ -122,14 +124,14 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         type=_non_negative_float,
         default=None,
         help="a test is slower when it takes at least this many times its baseline time "
-        f"(default: setting slower_ratio, {report.Thresholds.ratio}) ...",
+        f"(default: setting slower_ratio, {report_analysis.Thresholds.ratio}) ...",
     )
     show.add_argument(
         "--slower-seconds",
         type=_non_negative_float,
         default=None,
         help="... and at least this many seconds more "
-        f"(default: setting slower_seconds, {report.Thresholds.seconds})",
+        f"(default: setting slower_seconds, {report_analysis.Thresholds.seconds})",
     )
     show.add_argument(
         "--output", "-o", type=Path, help="write to this file (atomically) instead of stdout"
@@ -916,24 +918,24 @@ def _report(args: argparse.Namespace) -> int:
         else None
     )
     current = report.load(args.path, run_id=args.run_id, fields=report.SHOWN_FIELDS)
-    thresholds = report.Thresholds(
+    thresholds = report_analysis.Thresholds(
         ratio=settings.get("slower_ratio", args.slower_ratio),
         seconds=settings.get("slower_seconds", args.slower_seconds),
     )
-    analysis = report.analyze(current, baseline, top=args.top, thresholds=thresholds)
+    analysis = report_analysis.analyze(current, baseline, top=args.top, thresholds=thresholds)
     if args.format == "html":
         from testfleet.reporting import html as html_report
 
         text = html_report.render_run(analysis, current, Path.cwd())
     else:
-        text = report.render(analysis, args.format)
+        text = report_text.render(analysis, args.format)
     if args.output is not None:
         write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     if args.json is not None:
-        write_text_atomic(args.json, report.render(analysis, "json"))
-    section = text if args.format == "markdown" else report.render(analysis, "markdown")
+        write_text_atomic(args.json, report_text.render(analysis, "json"))
+    section = text if args.format == "markdown" else report_text.render(analysis, "markdown")
     summary_file = os.environ.get(STEP_SUMMARY_ENV, "").strip()
     targets = [args.summary, Path(summary_file) if args.step_summary and summary_file else None]
     for target in targets:

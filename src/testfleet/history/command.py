@@ -19,7 +19,7 @@ from testfleet.history.store import (
     reclaim,
     transaction,
 )
-from testfleet.timing.report import Thresholds
+from testfleet.reporting.analysis import Thresholds
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -250,7 +250,7 @@ def page(
     order: Mapping[str, Any] | None = None,
     title: str = "testfleet run report",
 ) -> str:
-    """The whole page; ``analysis`` is :func:`testfleet.timing.report.analyze`'s result."""
+    """The whole page; ``analysis`` is :func:`testfleet.reporting.analysis.analyze`'s result."""
     run = analysis["run"]
     meta = (
         f"run {escape(str(run['id']))} · {escape(str(run['mode']))} on {run['workers']} "
