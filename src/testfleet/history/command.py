@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from testfleet.core import paths
 from testfleet.core.atomic import append_text_atomic, write_json_atomic, write_text_atomic
 from testfleet.history import analysis, render, settings
 from testfleet.history.record import import_reports, load_classes
@@ -54,7 +55,7 @@ def _path_option(parser: argparse.ArgumentParser, default: object) -> None:
         default=default,
         metavar="FILE",
         help=f"history file (default ${settings.PATH_ENV}, else history_path in "
-        "[tool.testfleet], else reports/history.sqlite)",
+        f"[tool.testfleet], else {paths.HISTORY})",
     )
 
 

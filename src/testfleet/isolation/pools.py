@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testfleet.settings import config
+
 LOCK_DIR_ENV = "TESTFLEET_LOCK_DIR"
 DEFAULT_TIMEOUT = 60.0
 POLL_INTERVAL = 0.05
@@ -53,8 +55,6 @@ def configured_lock_dir(
 ) -> Path | None:
     """The lock directory: ``option``, else the ``lock_dir`` setting (``TESTFLEET_LOCK_DIR``,
     [tool.testfleet]); None means the default."""
-    from testfleet.settings import config
-
     chosen = config.load(environ=environ).get("lock_dir", option or None)
     return Path(chosen).expanduser().absolute() if chosen else None
 

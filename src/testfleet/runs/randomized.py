@@ -22,15 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testfleet.core import paths
 from testfleet.core.atomic import append_text_atomic, write_json_atomic, write_text_atomic
+from testfleet.diagnose import bisect
 from testfleet.diagnose.probes import xdist_off
 from testfleet.runs import commands
+from testfleet.settings import config
 from testfleet.timing import report as reports
 
 SEEDS_ENV = "TESTFLEET_SEEDS"
 DEFAULT_SEEDS = 3
 #: Where `testfleet randomized` writes the diagnoses of its failing runs.
-ORDER_REPORT = Path("reports/order-dependence.json")
+ORDER_REPORT = paths.ORDER_DEPENDENCE
 REVERSED = "reversed"
 #: pytest exit statuses that make a later run pointless: interrupted, internal or usage error.
 FATAL_EXITS = (
@@ -50,8 +53,6 @@ def seeds_to_run(
         return list(explicit)
     if count is None:
         # The `seeds` setting: TESTFLEET_SEEDS, else [tool.testfleet], else 3.
-        from testfleet.settings import config
-
         count = int(config.load(environ=environ).get("seeds"))
     if count < 1:
         raise ValueError(f"the number of seeds must be at least 1, not {count}")
@@ -186,9 +187,6 @@ def diagnose_runs(
     max_victims: int | None = None,
 ) -> None:
     """Bisect the failed tests of the failing runs; write the ``testfleet.order/1`` report."""
-    # Imported here: runs without failures never need it.
-    from testfleet.diagnose import bisect
-
     limit = bisect.DEFAULT_MAX_VICTIMS if max_victims is None else max_victims
     diagnoses: list[bisect.Diagnosis] = []
     not_diagnosed: list[str] = []

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testfleet.runs import commands
+
 SHARD_ENV = "TESTFLEET_SHARD"
 AUTO = "auto"
 FORM = "I/N: shard I of N, with I from 1 to N, e.g. 2/4 (or 'auto': from the CI's variables)"
@@ -286,9 +288,6 @@ def collect_plan(
 ) -> dict[str, Any]:
     """Collect the suite in a child pytest and return the plan for ``total`` shards."""
     out = scratch / "plan.json"
-    # Imported here: commands is needed only for this child pytest.
-    from testfleet.runs import commands
-
     command = commands.pytest_command(
         [
             "--collect-only",

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from testfleet.core import paths
 from testfleet.core.atomic import write_json_atomic
 from testfleet.sharding import plan as sharding
 from testfleet.timing.recorder import RUN_EXTRA_KEY, canonical_nodeid
@@ -24,7 +25,7 @@ INFO_KEY = pytest.StashKey[dict[str, Any]]()
 #: Key of the shard's description in ``config.workeroutput``.
 WORKEROUTPUT_KEY = "testfleet_shard"
 SHARD_ENV = sharding.SHARD_ENV
-DEFAULT_DURATIONS = Path("reports/test-timing-baseline.json")
+DEFAULT_DURATIONS = paths.BASELINE_REPORT
 
 
 def configure(config: pytest.Config) -> sharding.ShardSpec | None:
