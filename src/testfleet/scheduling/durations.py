@@ -1,7 +1,8 @@
 """One source of past test durations: the duration store, the last report, the baseline.
 
 The scheduler, the worker count and CI shards all ask the same question — how long will
-this test take? — and get the same answer from :func:`load_durations`::
+this test take? — and read the answer here. The scheduler and the worker count use
+:func:`load_durations`::
 
     durations = load_durations(Path("."), [Path("reports/test-timing.json")])
     durations.wall_of("tests/test_a.py::test_x")   # seconds, known or estimated
@@ -11,6 +12,9 @@ Sources are read newest first and the first one that knows a test wins: the stor
 each run updates (in the pytest cache directory), then the reports given, in order. A
 source that is missing or unreadable is skipped (with the reason in ``skipped``): past
 durations make a run faster, never make it fail.
+
+CI shards must split a run the same way on every machine, so they read one committed
+report and nothing else, through :func:`read_report_durations` (its first attempts).
 """
 
 from __future__ import annotations
@@ -123,10 +127,14 @@ class Durations:
         self._by_function = self._by_file = self._overall = None
 
 
-def _from_report(data: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+def _from_report(
+    data: Mapping[str, Any], first_attempt: bool = False
+) -> tuple[dict[str, float], dict[str, float]]:
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     for test in data["tests"]:
+        if first_attempt and int(test.get("attempt", 1)) != 1:
+            continue
         nodeid = test["nodeid"]
         # A rerun (attempt 2...) measured the same test again: the last one wins.
         wall[nodeid] = float(test["duration"])
@@ -139,9 +147,15 @@ def _load_report(path: Path) -> dict[str, Any]:
     return report.load(path, fields=("nodeid", "duration", "cpu"))
 
 
-def read_report_durations(path: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """Wall and CPU seconds per node id from a timing report; ReportError when unusable."""
-    return _from_report(_load_report(path))
+def read_report_durations(
+    path: Path, *, first_attempt: bool = False
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Wall and CPU seconds per node id from a timing report; ReportError when unusable.
+
+    Of a test run more than once, the last attempt counts; with ``first_attempt``, the
+    run's own one (reruns are attempts 2, 3...), as CI shards are split.
+    """
+    return _from_report(_load_report(path), first_attempt)
 
 
 def load_durations(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.runs import commands
+from testfleet.scheduling.units import join_units, place_longest_first
 
 SHARD_ENV = "TESTFLEET_SHARD"
 AUTO = "auto"
@@ -115,33 +116,14 @@ def units_of(tests: Iterable[CollectedTest]) -> list[list[str]]:
 
     A test in several groups, or a `serial` test in a group, joins those units into one.
     """
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def union(a: str, b: str) -> None:
-        root_a, root_b = find(a), find(b)
-        if root_a != root_b:
-            parent[max(root_a, root_b)] = min(root_a, root_b)
-
-    for test in tests:
-        keys = ["test:" + test.nodeid]
-        keys += ["group:" + group for group in test.groups]
-        if test.serial:
-            keys.append(SERIAL_UNIT)
-        for key in keys:
-            parent.setdefault(key, key)
-        for key in keys[1:]:
-            union(keys[0], key)
-    members: dict[str, list[str]] = {}
-    for key in parent:
-        if key.startswith("test:"):
-            members.setdefault(find(key), []).append(key[5:])
-    return sorted((sorted(ids) for ids in members.values()), key=lambda ids: ids[0])
+    tests = list(tests)
+    keys = [
+        ["test:" + test.nodeid, *("group:" + group for group in test.groups)]
+        + ([SERIAL_UNIT] if test.serial else [])
+        for test in tests
+    ]
+    units = [sorted({tests[i].nodeid for i in members}) for members in join_units(keys)]
+    return sorted(units, key=lambda ids: ids[0])
 
 
 @dataclass
@@ -220,8 +202,10 @@ def partition(units: Sequence[Sequence[str]], durations: Mapping[str, float], to
             untimed.append(unit)
     shards = [Shard(index) for index in range(1, total + 1)]
     timed.sort(key=lambda pair: (-pair[0], pair[1][0]))
-    for seconds, unit in timed:
-        target = min(shards, key=lambda s: (s.predicted, len(s.tests), s.index))
+    # A tie goes to the shard with fewer tests, then to the lower one.
+    placed, _ = place_longest_first([s for s, _ in timed], total, [len(u) for _, u in timed])
+    for (seconds, unit), where in zip(timed, placed, strict=True):
+        target = shards[where]
         target.tests.extend(unit)
         target.predicted += seconds
         target.unknown += sum(1 for t in unit if t not in durations)
