@@ -106,7 +106,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.set_defaults(handler=show)
     sub = parser.add_subparsers(dest="history_command", metavar="ACTION")
+    _add_import(sub)
+    _add_prune(sub)
 
+
+def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load = sub.add_parser(
         "import",
         help="record existing timing reports in the history",
@@ -125,6 +129,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("--ci-run-id", help="CI run the reports come from")
     load.set_defaults(handler=import_command)
 
+
+def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fold = sub.add_parser(
         "prune",
         help="fold the per-test results of old runs into per-test totals",
