@@ -6,7 +6,8 @@ that must stay whole) and of durations read from committed files. It never looks
 the order of collection (pytest-randomly reorders it per machine) nor at the clock.
 
 Units that must stay whole, `xdist_group` groups and the `serial` tests, are placed
-longest first on the least loaded shard (LPT). Tests with no recorded duration carry
+longest first on the least loaded shard (LPT); the units and the placement are the
+scheduler's own (:mod:`testfleet.scheduling.units`). Tests with no recorded duration carry
 no prediction: they are spread by count, each unit to the shard with the fewest of them.
 """
 
