@@ -242,14 +242,14 @@ def test_declared_defaults_and_variables_agree_with_the_modules_that_use_them() 
     from testfleet.diagnose import classify
     from testfleet.isolation import pools
     from testfleet.neo4j import config as neo4j
+    from testfleet.reporting.analysis import Thresholds
     from testfleet.runs import randomized as runner
-    from testfleet.timing import report
 
     declared = {setting.name: (setting.default, setting.env) for setting in SETTINGS}
     assert declared["workers"][1] == workers.WORKERS_ENV
     assert declared["seeds"] == (runner.DEFAULT_SEEDS, runner.SEEDS_ENV)
-    assert declared["slower_ratio"][0] == report.Thresholds.ratio
-    assert declared["slower_seconds"][0] == report.Thresholds.seconds
+    assert declared["slower_ratio"][0] == Thresholds.ratio
+    assert declared["slower_seconds"][0] == Thresholds.seconds
     assert declared["flaky_threshold"] == (classify.DEFAULT_THRESHOLD, classify.THRESHOLD_ENV)
     assert declared["classify_runs"] == (classify.DEFAULT_RUNS, classify.RUNS_ENV)
     assert declared["classification"][0] == classify.DEFAULT_OUTPUT

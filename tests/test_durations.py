@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from testfleet.scheduling import durations as durations_mod
-from testfleet.scheduling.durations import load_durations, store_path, update_store
+from testfleet.scheduling.durations import load_durations
+from testfleet.timing import store as store_mod
 from testfleet.timing.records import SCHEMA
+from testfleet.timing.store import store_path, update_store
 
 
 def write_report(path: Path, tests: dict[str, tuple[float, float | None]]) -> Path:
@@ -95,7 +97,7 @@ def test_the_store_keeps_tests_this_run_did_not_run(tmp_path: Path) -> None:
     path = tmp_path / "durations.json"
     assert update_store(path, [("a", 1.0, 0.5), ("b", 2.0, None)]) == 2
     assert update_store(path, [("a", 3.0, None)]) == 1
-    wall, cpu = durations_mod.read_store(path)
+    wall, cpu = store_mod.read_store(path)
     assert wall == {"a": 3.0, "b": 2.0}
     assert cpu == {}
 
@@ -117,12 +119,12 @@ def test_the_store_reads_back_its_seconds_rounded_to_six_decimals(tmp_path: Path
     ]
     path = tmp_path / "durations.json"
     assert update_store(path, measured, {"workers": 1, "after_tests_seconds": 0.05}) == 3003
-    wall, cpu = durations_mod.read_store(path)
+    wall, cpu = store_mod.read_store(path)
     assert "t.py::test_not_measured" not in wall
     del measured[-1]
     assert wall == {nodeid: round(seconds, 6) for nodeid, seconds, _ in measured}
     assert cpu == {nodeid: round(c, 6) for nodeid, _, c in measured if c is not None}
-    assert durations_mod.read_store_runs(path) == (
+    assert store_mod.read_store_runs(path) == (
         {"one": {"workers": 1, "after_tests_seconds": 0.05}},
         "one",
     )
@@ -135,11 +137,11 @@ def test_the_store_keeps_the_costs_of_the_last_run_in_each_mode(tmp_path: Path) 
     path = tmp_path / "durations.json"
     update_store(path, [("a", 1.0, 0.5)])
     # A store written before runs were kept reads as none kept.
-    assert durations_mod.read_store_runs(path) == ({}, None)
+    assert store_mod.read_store_runs(path) == ({}, None)
     on_xdist = {"workers": 2, "controller_cpu_per_test": 0.001, "mode": "parallel"}
     update_store(path, [("a", 1.0, 0.5)], on_xdist)
     update_store(path, [("a", 2.0, 0.4)], {"workers": 1, "after_tests_seconds": 0.05})
-    runs, last = durations_mod.read_store_runs(path)
+    runs, last = store_mod.read_store_runs(path)
     assert last == "one"
     # Only the facts of the costs beyond the tests, per mode.
     assert runs == {

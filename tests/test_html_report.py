@@ -16,6 +16,7 @@ from invoke import MockContext, Result
 import chromium
 from testfleet.cli.program import build_parser, main
 from testfleet.core.atomic import write_json_atomic
+from testfleet.reporting import analysis
 from testfleet.reporting import html as html_report
 from testfleet.reporting import svg as html_svg
 from testfleet.timing import report
@@ -81,7 +82,7 @@ def generated_report(tests: int, workers: int) -> dict[str, Any]:
 
 
 def render(data: dict[str, Any], **extras: Any) -> str:
-    return html_report.page(report.analyze(data), data, **extras)
+    return html_report.page(analysis.analyze(data), data, **extras)
 
 
 def test_the_page_has_one_lane_per_worker_and_one_bar_per_test_serial_lane_last() -> None:

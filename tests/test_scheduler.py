@@ -11,7 +11,9 @@ from testfleet.scheduling.units import (
     Unit,
     build_units,
     dispatch_order,
+    join_units,
     lower_bound,
+    place_longest_first,
     predict_makespan,
 )
 from testfleet.scheduling.xdist_scheduler import DurationScheduling
@@ -138,6 +140,30 @@ def test_a_group_is_one_unit_with_its_summed_duration_and_serial_tests_are_kept_
     assert [(unit.indices, unit.cost) for unit in units] == [([0], 1.0), ([1, 3], 6.0)]
     # A group holding a serial test runs with the serial tests, on one worker.
     assert serial == [2, 4, 5]
+
+
+def test_tests_that_share_a_key_directly_or_through_another_test_make_one_unit() -> None:
+    keys = [[], ["a"], ["b"], ["a", "b"], [], ["c"], ["c"]]
+    assert join_units(keys) == [[0], [1, 2, 3], [4], [5, 6]]
+    assert join_units([]) == []
+
+
+def test_a_test_in_two_groups_joins_them_and_the_scheduler_keeps_its_own_group_names() -> None:
+    # The scheduler's groups are xdist's, one name per test ("a_b" for a test in a and b):
+    # they never overlap. Overlapping ones still make one unit each, never a test twice.
+    units, serial = build_units([1.0, 2.0, 3.0], groups={"a": [0, 1], "b": [1, 2]}, serial=[])
+    assert [(unit.indices, unit.cost) for unit in units] == [([0, 1, 2], 6.0)]
+    assert serial == []
+
+
+def test_longest_first_placement_fills_the_least_loaded_bin_and_breaks_ties_by_count() -> None:
+    placed, loads = place_longest_first([5.0, 4.0, 3.0, 3.0, 1.0], 2)
+    assert placed == [0, 1, 1, 0, 1]
+    assert loads == [8.0, 8.0]
+    # Equal loads: the bin holding fewer tests takes the next unit.
+    placed, _ = place_longest_first([2.0, 2.0, 1.0], 2, sizes=[3, 1, 1])
+    assert placed == [0, 1, 1]
+    assert place_longest_first([], 3) == ([], [0.0, 0.0, 0.0])
 
 
 def test_the_one_long_test_collected_last_starts_at_once() -> None:

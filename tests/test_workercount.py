@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from testfleet.reporting import analysis as report_analysis
 from testfleet.reporting import schedule as schedule_report
+from testfleet.reporting import text as rendering
 from testfleet.scheduling import workercount
-from testfleet.scheduling.durations import Durations, load_durations, store_path, update_store
-from testfleet.timing import report
+from testfleet.scheduling.durations import Durations, load_durations
 from testfleet.timing.records import SCHEMA, TimingRecord, report_text, summarize
+from testfleet.timing.store import store_path, update_store
 
 
 def suite(count: int, wall: float, cpu_share: float) -> Durations:
@@ -287,19 +289,19 @@ def test_the_schedule_section_says_how_long_tests_waited_for_a_free_core() -> No
     # core, the tests take their CPU time.
     assert busy["predicted"][0]["seconds"] == pytest.approx(1.5 + 4.5, abs=0.01)
     assert calm["predicted"][0]["seconds"] == pytest.approx(1.5 + 9.0, abs=0.01)
-    text = report.render(report.analyze(data, top=2), "text")
+    text = rendering.render(report_analysis.analyze(data, top=2), "text")
     assert "(tests waited for a free core: x2.00 their CPU time)" in text
 
 
 def test_the_schedule_section_says_what_xdist_itself_cost() -> None:
-    plain = report.render(report.analyze(make_report(), top=2), "text")
+    plain = rendering.render(report_analysis.analyze(make_report(), top=2), "text")
     assert "xdist's controller" not in plain
     data = make_report()
     data["run"].update(controller_cpu_per_test=0.0009, after_tests_seconds=0.49)
     section = schedule_report.analyze(data, top=2, n_cores=2)
     assert (section["controller_cpu_per_test"], section["after_tests_seconds"]) == (0.0009, 0.49)
     for fmt in ("text", "markdown"):
-        rendered = report.render(report.analyze(data, top=2), fmt)
+        rendered = rendering.render(report_analysis.analyze(data, top=2), fmt)
         assert (
             "xdist's controller took 0.90 ms of CPU per test, and the session ended 0.49s "
             "after the last test"
@@ -307,18 +309,18 @@ def test_the_schedule_section_says_what_xdist_itself_cost() -> None:
 
 
 def test_the_report_leaves_pytests_own_marks_out_and_top_limits_every_list() -> None:
-    analysis = report.analyze(make_report(), top=1)
+    analysis = report_analysis.analyze(make_report(), top=1)
     assert [m["name"] for m in analysis["markers"]] == ["slow"]
-    full = report.analyze(make_report(), top=10)
+    full = report_analysis.analyze(make_report(), top=10)
     assert {m["name"] for m in full["markers"]} == {"slow", "db", "(none)"}
     assert len(analysis["files"]) == 1
     assert len(analysis["workers"]) == 1
     assert len(analysis["schedule"]["longest"]) == 1
-    text = report.render(full, "text")
+    text = rendering.render(full, "text")
     assert "lower bound max(sum/workers, longest) 6.00s, 2.00s over it" in text
     assert "started at 4.00s  t.py::test_long" in text
     assert "predicted wall time per worker count: 1: " in text
-    markdown = report.render(full, "markdown")
+    markdown = rendering.render(full, "markdown")
     assert "### Schedule" in markdown
 
 
@@ -329,4 +331,4 @@ def test_every_format_renders_a_report_without_schedule_facts(fmt: str) -> None:
         del data["run"][key]
     for test in data["tests"]:
         del test["cpu"]
-    assert report.render(report.analyze(data), fmt)
+    assert rendering.render(report_analysis.analyze(data), fmt)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from testfleet.cli import output
 from testfleet.cli.parsing import Commands, add_command
+from testfleet.core import paths
 from testfleet.core.atomic import write_json_atomic
 from testfleet.settings.kinds import Option
 from testfleet.sharding import combine
@@ -20,7 +21,7 @@ OPTIONS = (
         ("--combined",),
         "the combined timing report to write (default %(default)s)",
         type=Path,
-        default=Path("reports/test-timing.json"),
+        default=paths.TIMING_REPORT,
     ),
     Option(
         NAME,

@@ -12,9 +12,9 @@ from testfleet.core.atomic import write_json_atomic
 from testfleet.history import analysis, render, settings
 from testfleet.history.record import import_reports, load_classes
 from testfleet.history.store import HistoryError, open_history, prune, reading, reclaim, transaction
+from testfleet.reporting.analysis import Thresholds
 from testfleet.settings import argtypes
 from testfleet.settings.kinds import Option
-from testfleet.timing.report import Thresholds
 
 NAME = "history"
 OPTIONS = (

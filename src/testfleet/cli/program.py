@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+import testfleet
 from testfleet.cli.output import EXIT_INTERRUPTED, error
 from testfleet.settings.kinds import Option
 from testfleet.timing.report import ReportError
@@ -40,9 +41,8 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help")))
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        from testfleet import __version__
-
-        print(f"testfleet {__version__}")
+        # The package's __getattr__ reads the installed metadata only now.
+        print(f"testfleet {testfleet.__version__}")
         parser.exit()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from testfleet.cli import output
 from testfleet.cli.parsing import Commands, add_command, pytest_args
+from testfleet.core import paths
 from testfleet.runs import randomized
 from testfleet.settings.kinds import Option
 
@@ -18,7 +19,7 @@ OPTIONS = (
         ("--report-dir",),
         "where the per-seed timing reports go (default reports/randomized)",
         type=Path,
-        default=Path("reports/randomized"),
+        default=paths.RANDOMIZED_DIR,
     ),
     Option(
         NAME,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from testfleet.cli import output
 from testfleet.cli.parsing import Commands, add_command
+from testfleet.reporting import analysis as report_analysis
+from testfleet.reporting import text as report_text
 from testfleet.settings import argtypes
 from testfleet.settings import config as settings
 from testfleet.settings.kinds import Option
@@ -17,7 +19,7 @@ OPTIONS = (
     Option(NAME, ("path",), "timing report written by --testfleet-report", type=Path),
     *output.options(
         NAME,
-        (*report.FORMATS, "html"),
+        (*report_text.FORMATS, "html"),
         format_help="default: text; html is one self-contained page with the worker timeline",
         json_help="also write the analysis as JSON to this file, atomically",
         summary=True,
@@ -65,22 +67,22 @@ def handle(args: argparse.Namespace) -> int:
         else None
     )
     current = report.load(args.path, run_id=args.run_id, fields=report.SHOWN_FIELDS)
-    thresholds = report.Thresholds(
+    thresholds = report_analysis.Thresholds(
         ratio=loaded.get("slower_ratio", args.slower_ratio),
         seconds=loaded.get("slower_seconds", args.slower_seconds),
     )
-    analysis = report.analyze(current, baseline, top=args.top, thresholds=thresholds)
+    analysis = report_analysis.analyze(current, baseline, top=args.top, thresholds=thresholds)
     if args.format == "html":
         # Imported here: the page's renderer is the largest module a report can need.
         from testfleet.reporting import html as html_report
 
         text = html_report.render_run(analysis, current, Path.cwd())
     else:
-        text = report.render(analysis, args.format)
+        text = report_text.render(analysis, args.format)
     output.emit(text, args.output)
     if args.json is not None:
-        output.emit(report.render(analysis, "json"), args.json)
-    section = text if args.format == "markdown" else report.render(analysis, "markdown")
+        output.emit(report_text.render(analysis, "json"), args.json)
+    section = text if args.format == "markdown" else report_text.render(analysis, "markdown")
     output.append_summaries(args, section)
     if args.fail_on_slower and baseline is not None and analysis["baseline"]["slower"]:
         return output.EXIT_FINDINGS

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from testfleet.core.atomic import append_text_atomic
 from testfleet.core.workers import WORKERS_ENV
-from testfleet.diagnose.classify import CLASSES, THRESHOLD_ENV, Classification, Verdict
 from testfleet.diagnose.reruns import failed
+from testfleet.diagnose.verdicts import CLASSES, THRESHOLD_ENV, Classification, Verdict
 
 
 def rollback_command(project: Path) -> str:

@@ -10,9 +10,8 @@ and run in milliseconds; `probes` gives it pytest processes.
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from testfleet.diagnose.diagnosis import (
     AMBIGUOUS,
@@ -25,16 +24,12 @@ from testfleet.diagnose.diagnosis import (
     POLLUTED,
     Diagnosis,
 )
+from testfleet.diagnose.minimize import Echo, Oracle, Probes, Search, split
 from testfleet.diagnose.probes import FAILING, NotCollected, ProbeError
 from testfleet.scheduling.ordering import unique
 
-#: The victim's outcome after the given node ids (the victim is the last of them):
-#: "passed", "failed", "error", "skipped" or "timeout".
-Outcome = str
-Oracle = Callable[[tuple[str, ...]], Outcome]
 #: The command that a person runs to see the given node ids run in that order.
 Show = Callable[[Sequence[str]], list[str]]
-Echo = Callable[[str], None]
 
 DEFAULT_MAX_TESTS = 4
 DEFAULT_MAX_RUNS = 300
@@ -70,6 +65,21 @@ def search(
     if jobs < 1:
         raise ValueError(f"jobs must be 1 or more, not {jobs}")
     probes = Probes(victim, oracle, jobs, max_runs, adapt)
+    result, missing = _diagnose_collected(probes, order, victim, show, max_tests, echo)
+    result.missing = missing
+    result.rounds = probes.rounds
+    result.runs = probes.runs
+    if missing and result.verdict != MISSING:
+        result.notes.append(
+            f"{len(missing)} tests of the order are not collected any more and were left out"
+        )
+    return result, probes
+
+
+def _diagnose_collected(
+    probes: Probes, order: list[str], victim: str, show: Show, max_tests: int, echo: Echo
+) -> tuple[Diagnosis, list[str]]:
+    """The diagnosis, searched again without the tests pytest does not collect any more."""
     missing: list[str] = []
     while True:
         try:
@@ -99,220 +109,11 @@ def search(
         except ProbeError as exc:
             result = Diagnosis(victim, ERROR, str(exc))
             break
-    result.missing = missing
-    result.rounds = probes.rounds
-    result.runs = probes.runs
-    if missing and result.verdict != MISSING:
-        result.notes.append(
-            f"{len(missing)} tests of the order are not collected any more and were left out"
-        )
-    return result, probes
-
-
-def _unique_runs(runs: Iterable[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    return list(dict.fromkeys(runs))
-
-
-def _split(items: Sequence[str], parts: int) -> list[list[str]]:
-    """``items`` in ``parts`` consecutive chunks whose sizes differ by one at most."""
-    size, extra = divmod(len(items), parts)
-    chunks: list[list[str]] = []
-    start = 0
-    for index in range(parts):
-        stop = start + size + (1 if index < extra else 0)
-        chunks.append(list(items[start:stop]))
-        start = stop
-    return [chunk for chunk in chunks if chunk]
+    return result, missing
 
 
 def _count(number: int) -> str:
     return f"{number} test" if number == 1 else f"{number} tests"
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-class Probes:
-    """Asks the oracle about sets of tests, ``jobs`` at a time, and remembers every answer."""
-
-    def __init__(
-        self,
-        victim: str,
-        oracle: Oracle,
-        jobs: int,
-        max_runs: int,
-        adapt: Callable[[int], int] | None = None,
-    ) -> None:
-        self.victim = victim
-        self.oracle = oracle
-        self.jobs = jobs
-        #: Given the jobs of the round just run, the jobs of the next one (measured cost).
-        self.adapt = adapt
-        self.max_runs = max_runs
-        self.rounds = 0
-        self.runs = 0
-        #: Outcomes of the runs made so far, so that no search runs the same tests twice.
-        self.known: dict[tuple[str, ...], str] = {}
-
-    def pending(self, runs: Iterable[Sequence[str]]) -> list[tuple[str, ...]]:
-        """The runs among ``runs`` whose outcome is not known yet, each once."""
-        return _unique_runs(tuple(run) for run in runs if tuple(run) not in self.known)
-
-    def outcomes(self, runs: Sequence[Sequence[str]], fresh: bool = False) -> list[str]:
-        """The victim's outcome in each run (node ids in order): one round, ``jobs`` at a time.
-
-        Known outcomes are reused unless ``fresh``: the last check reruns its commands.
-        """
-        todo = _unique_runs(tuple(run) for run in runs) if fresh else self.pending(runs)
-        if todo:
-            if self.runs + len(todo) > self.max_runs:
-                raise ProbeError(
-                    f"gave up after {self.runs} pytest runs (the limit is {self.max_runs})"
-                )
-            self.rounds += 1
-            self.runs += len(todo)
-            if self.jobs == 1 or len(todo) == 1:
-                got = [self.oracle(run) for run in todo]
-            else:
-                with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                    got = list(pool.map(self.oracle, todo))
-            self.known.update(zip(todo, got, strict=True))
-            if self.adapt is not None:
-                self.jobs = self.adapt(self.jobs)
-        return [self.known[tuple(run)] for run in runs]
-
-
-class _Search:
-    """Finds a smallest set of candidates after which the victim fails (or passes)."""
-
-    def __init__(
-        self,
-        prober: Probes,
-        order: Sequence[str],
-        want_failure: bool,
-        max_tests: int,
-        echo: Echo,
-    ) -> None:
-        self.prober = prober
-        self.position = {nodeid: index for index, nodeid in enumerate(order)}
-        self.want_failure = want_failure
-        self.max_tests = max_tests
-        self.echo = echo
-        self.notes: list[str] = []
-
-    def hits(self, sets: Sequence[Sequence[str]], left: int) -> list[bool]:
-        """Whether the victim fails (or passes, when looking for what it needs) after each set."""
-        victim = self.prober.victim
-        runs = [[*self._ordered(s), victim] for s in sets]
-        todo = self.prober.pending(runs)
-        if todo:
-            sizes = sorted({len(run) for run in todo})
-            self.echo(
-                f"testfleet bisect: round {self.prober.rounds + 1}: {left} candidates left; "
-                f"{len(todo)} pytest run{'s' if len(todo) > 1 else ''} of "
-                f"{'/'.join(map(str, sizes))} tests"
-            )
-        outcomes = self.prober.outcomes(runs)
-        return [(outcome in FAILING) == self.want_failure for outcome in outcomes]
-
-    def known_hit(self, tests: Sequence[str]) -> bool | None:
-        """Whether the victim hits after ``tests``, if a run already told; else None."""
-        outcome = self.prober.known.get((*self._ordered(tests), self.prober.victim))
-        return None if outcome is None else (outcome in FAILING) == self.want_failure
-
-    def minimize(self, candidates: Sequence[str]) -> list[str] | None:
-        """A smallest set found (in run order), or None past ``max_tests`` tests."""
-        fixed: list[str] = []
-        pool = list(candidates)
-        while True:
-            # Invariant: the victim hits after ``fixed`` + ``pool``, and not after ``fixed`` alone.
-            found, fixed_suffices, confirmed = self._single(pool, fixed)
-            if fixed_suffices:
-                return self._ordered(fixed)
-            if found is not None:
-                return self._ordered([*fixed, found])
-            if len(fixed) + 1 >= self.max_tests:
-                return None
-            needed, pool = self._last_needed(confirmed, fixed)
-            fixed = [*fixed, needed]
-            if not pool:
-                return self._ordered(fixed)
-
-    def _ordered(self, tests: Iterable[str]) -> list[str]:
-        return sorted(tests, key=self.position.__getitem__)
-
-    def _single(self, pool: list[str], fixed: list[str]) -> tuple[str | None, bool, list[str]]:
-        """One test of ``pool`` that hits with ``fixed``, by splitting in ``jobs + 1`` parts.
-
-        Returns (that test or None, whether ``fixed`` hits by itself, the smallest part
-        known to hit with ``fixed``). A round probes ``jobs`` of the parts at once; when
-        none of them hits, the remaining part is assumed to, and is confirmed by a later
-        round: this saves a round each time the guess is right, which is always the
-        case with one polluter.
-        """
-        jobs = self.prober.jobs
-        current, confirmed = pool, pool
-        is_confirmed = True
-        check_fixed = bool(fixed)
-        while True:
-            if len(current) == 1 and is_confirmed:
-                return current[0], False, confirmed
-            if len(current) <= jobs + 1:
-                parts = [[nodeid] for nodeid in current]
-                probed = parts
-            else:
-                parts = _split(current, jobs + 1)
-                probed = parts[:jobs]
-            sets = [[*fixed, *part] for part in probed]
-            if check_fixed:
-                sets.insert(0, list(fixed))
-            results = self.hits(sets, len(current))
-            if check_fixed:
-                if results.pop(0):
-                    return None, True, confirmed
-                check_fixed = False
-            hit = [part for part, result in zip(probed, results, strict=True) if result]
-            if len(hit) > 1:
-                self.notes.append(
-                    f"{len(hit)} separate groups of candidates each did it on their own: "
-                    "there is more than one cause; this is the first"
-                )
-            if hit:
-                current, confirmed, is_confirmed = hit[0], hit[0], True
-            elif len(probed) < len(parts) and self.known_hit([*fixed, *parts[-1]]) is not False:
-                current, is_confirmed = parts[-1], False
-            else:
-                return None, False, confirmed
-
-    def _last_needed(self, tests: list[str], fixed: list[str]) -> tuple[str, list[str]]:
-        """The last test of ``tests`` without which, with ``fixed``, there is no hit.
-
-        Searches the shortest prefix of ``tests`` that hits with ``fixed``: its last
-        test is needed, and what comes before it holds the rest of the cause.
-        """
-        jobs = self.prober.jobs
-        low, high = 0, len(tests)
-        while high - low > 1:
-            # Prefixes already run cost nothing: cut finer until every job has a new one.
-            for cuts in range(jobs, max(jobs, high - low - 1) + 1):
-                points = sorted(
-                    {low + (high - low) * step // (cuts + 1) for step in range(1, cuts + 1)}
-                    - {low, high}
-                )
-                new = self.prober.pending(
-                    [*self._ordered([*fixed, *tests[:point]]), self.prober.victim]
-                    for point in points
-                )
-                if len(new) >= jobs:
-                    break
-            results = self.hits([[*fixed, *tests[:point]] for point in points], high - low)
-            for point, result in zip(points, results, strict=True):
-                if result:
-                    high = point
-                    break
-                low = point
-        return tests[high - 1], tests[: high - 1]
 
 
 def _diagnose(
@@ -333,7 +134,7 @@ def _diagnose(
     # before it: the parts the bisection probes first whichever way the victim turns out
     # to go alone, so a failure that reproduces costs no round of its own.
     jobs = prober.jobs
-    parts = _split(before, jobs + 1) if len(before) > jobs + 1 else [before]
+    parts = split(before, jobs + 1) if len(before) > jobs + 1 else [before]
     first = prober.outcomes([[victim], *([*part, victim] for part in parts[:jobs] if part)])
     alone = first[0]
     want_failure = alone not in FAILING
@@ -363,6 +164,21 @@ def _diagnose(
         return _search(prober, order, victim, before, True, show, max_tests, tried, echo)
     if before and in_order not in FAILING:
         return _search(prober, order, victim, before, False, show, max_tests, tried, echo)
+    return _fails_alone(prober, order, victim, before, after, show, max_tests, tried, echo)
+
+
+def _fails_alone(
+    prober: Probes,
+    order: list[str],
+    victim: str,
+    before: list[str],
+    after: list[str],
+    show: Show,
+    max_tests: int,
+    tried: list[str],
+    echo: Echo,
+) -> Diagnosis:
+    """The victim failed alone: unless it passes after every other test, an ordinary failure."""
     others = [*before, *after]
     if after:
         echo(f"testfleet bisect: {victim} fails alone; running it after all {len(others)} others")
@@ -401,9 +217,8 @@ def _search(
         f"{len(candidates)} candidates; bisecting them ({prober.jobs} at a time, about "
         f"{rounds} rounds for one cause)"
     )
-    search = _Search(prober, order, want_failure, max_tests, echo)
+    search = Search(prober, order, want_failure, max_tests, echo)
     found = search.minimize(candidates)
-    verdict = POLLUTED if want_failure else DEPENDS
     if found is None:
         return Diagnosis(
             victim,
@@ -415,6 +230,28 @@ def _search(
             notes=search.notes,
             candidates=len(candidates),
         )
+    found, minimal, outcomes, failing, passing = _check(prober, found, victim, want_failure, echo)
+    command = show(failing)
+    control = show(passing)
+    tried.append(f"bisected {len(candidates)} candidates in {prober.rounds} rounds")
+    return _found(
+        victim,
+        want_failure,
+        found,
+        minimal,
+        outcomes,
+        (command, control),
+        tried,
+        search.notes,
+        len(candidates),
+    )
+
+
+def _check(
+    prober: Probes, found: list[str], victim: str, want_failure: bool, echo: Echo
+) -> tuple[list[str], bool | None, list[str], list[str], list[str]]:
+    """The cause checked: what is left of it, whether it is minimal, the last outcomes and
+    the runs with and without it."""
     minimal: bool | None = None
     while True:
         # One last round runs the commands that will be printed, and checks that every
@@ -436,9 +273,23 @@ def _search(
         if still and fails and passes:
             found = still[0]
             continue
-        break
-    command = show(failing)
-    control = show(passing)
+        return found, minimal, outcomes, failing, passing
+
+
+def _found(
+    victim: str,
+    want_failure: bool,
+    found: list[str],
+    minimal: bool | None,
+    outcomes: Sequence[str],
+    commands: tuple[list[str], list[str]],
+    tried: list[str],
+    notes: list[str],
+    candidates: int,
+) -> Diagnosis:
+    """The diagnosis of a cause the bisection found, flaky when the check did not repeat it."""
+    command, control = commands
+    fails, passes = outcomes[0] in FAILING, outcomes[1] not in FAILING
     cause = " and ".join(found)
     runs = "runs" if len(found) == 1 else "run"
     if want_failure:
@@ -449,7 +300,6 @@ def _search(
             f"{victim} fails alone but passes when {cause} {runs} before it: "
             f"it depends on state {leaves} behind"
         )
-    tried.append(f"bisected {len(candidates)} candidates in {prober.rounds} rounds")
     if not (fails and passes):
         return Diagnosis(
             victim,
@@ -461,12 +311,12 @@ def _search(
             command=command,
             control=control,
             tried=tried,
-            notes=search.notes,
-            candidates=len(candidates),
+            notes=notes,
+            candidates=candidates,
         )
     return Diagnosis(
         victim,
-        verdict,
+        POLLUTED if want_failure else DEPENDS,
         message,
         tests=found,
         command=command,
@@ -474,6 +324,6 @@ def _search(
         verified=True,
         minimal=minimal,
         tried=tried,
-        notes=search.notes,
-        candidates=len(candidates),
+        notes=notes,
+        candidates=candidates,
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testfleet.history.store import FAILED, PASSED
-from testfleet.timing.report import Thresholds
+from testfleet.reporting.analysis import Thresholds
 
 DEFAULT_RUNS = 50
 DEFAULT_RECENT = 10

@@ -16,10 +16,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from testfleet.core import paths
 from testfleet.history import schema
 from testfleet.timing.records import OUTCOMES
 
-DEFAULT_PATH = Path("reports/history.sqlite")
+DEFAULT_PATH = paths.HISTORY
 #: Seconds a writer waits for another one before giving up.
 DEFAULT_TIMEOUT = 30.0
 #: Runs whose per-test results are kept; older ones keep only their totals.

@@ -22,10 +22,13 @@ __all__ = ["Connection", "Neo4jIsolation", "Neo4jLeakWarning", "StrategyUnsuppor
 
 def __getattr__(name: str) -> Any:
     if name == "Connection":
+        # Imported on first use: the settings table imports testfleet.neo4j.modes, and so
+        # this package, in every process; only a project that uses Neo4j pays for the rest.
         from testfleet.neo4j import config
 
         return config.Connection
     if name in __all__:
+        # As above: only a project that uses the strategies pays for their imports.
         from testfleet.neo4j import strategies
 
         return getattr(strategies, name)

@@ -31,6 +31,9 @@ from testfleet.neo4j.config import (
     resolve_strategy,
     resolve_timeout,
 )
+from testfleet.neo4j.local import LocalBoltServer
+from testfleet.neo4j.readiness import Neo4jNotReady, connect
+from testfleet.neo4j.strategies import StrategyUnsupported, WorkerIsolation
 from testfleet.plugin import add_options
 from testfleet.settings.kinds import PYTEST_NEO4J
 from testfleet.timing.recorder import canonical_nodeid
@@ -108,8 +111,6 @@ def pytest_testfleet_services(config: pytest.Config) -> list[services.Service] |
     settings = settings_of(config)
     if not settings.starts_local_server:
         return None
-    from testfleet.neo4j.local import LocalBoltServer
-
     return [LocalBoltServer(start_timeout=settings.timeout)]
 
 
@@ -180,8 +181,6 @@ def neo4j_driver(
     neo4j_connection: Connection, pytestconfig: pytest.Config
 ) -> Iterator[neo4j.Driver]:
     """A driver for this run's server, once it answers; shared, not isolated."""
-    from testfleet.neo4j.readiness import Neo4jNotReady, connect
-
     failure: str | None = None
     try:
         driver = connect(neo4j_connection, settings_of(pytestconfig).timeout)
@@ -201,8 +200,6 @@ def _testfleet_neo4j_worker(
     neo4j_driver: neo4j.Driver, neo4j_connection: Connection, pytestconfig: pytest.Config
 ) -> Iterator[WorkerIsolation]:
     """This process's side of the strategy: the server checked, its database made."""
-    from testfleet.neo4j.strategies import StrategyUnsupported, WorkerIsolation
-
     worker = WorkerIsolation(
         driver=neo4j_driver,
         connection=neo4j_connection,

@@ -13,11 +13,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from testfleet.core import paths
+from testfleet.history import analysis as history_analysis
+from testfleet.history import settings as history_settings
+from testfleet.history.store import HistoryError, open_history, reading
 from testfleet.reporting import svg as html_svg
 from testfleet.timing.records import OUTCOMES
 
-ORDER_REPORT = Path("reports/order-dependence.json")
-CLASSIFICATION_REPORT = Path("reports/classification.json")
+ORDER_REPORT = paths.ORDER_DEPENDENCE
+CLASSIFICATION_REPORT = paths.CLASSIFICATION
 SHOWN = 25
 
 STYLE = """
@@ -250,7 +254,7 @@ def page(
     order: Mapping[str, Any] | None = None,
     title: str = "testfleet run report",
 ) -> str:
-    """The whole page; ``analysis`` is :func:`testfleet.timing.report.analyze`'s result."""
+    """The whole page; ``analysis`` is :func:`testfleet.reporting.analysis.analyze`'s result."""
     run = analysis["run"]
     meta = (
         f"run {escape(str(run['id']))} · {escape(str(run['mode']))} on {run['workers']} "
@@ -291,15 +295,12 @@ def read_optional(path: Path) -> dict[str, Any] | None:
 
 def history_for(root: Path) -> dict[str, Any] | None:
     """The history analysis for the trends; None without a history, why when unreadable."""
-    from testfleet.history import analysis, settings
-    from testfleet.history.store import HistoryError, open_history, reading
-
     try:
-        path = settings.history_path(None, root)
+        path = history_settings.history_path(None, root)
         if not path.is_file():
             return None
         with open_history(path, create=False) as conn, reading(path):
-            return analysis.analyze(conn)
+            return history_analysis.analyze(conn)
     except (HistoryError, ValueError) as exc:
         # The page is still worth having without its trends; it says why they are missing.
         return {"unreadable": str(exc)}

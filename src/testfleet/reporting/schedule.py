@@ -52,40 +52,11 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
     # A start of 0 is a test that never started (its setup was not timed).
     first = min(filter(None, starts), default=float("inf"))
     last = max(stops, default=float("-inf"))
-    # Per worker: first start, last stop, busy seconds.
-    by_worker: dict[str, list[int]] = {}
-    for index, worker in enumerate(map(itemgetter("worker"), tests)):
-        indices = by_worker.get(worker)
-        if indices is None:
-            by_worker[worker] = [index]
-        else:
-            indices.append(index)
-    spans = {
-        worker: (
-            min(map(starts.__getitem__, indices)),
-            max(map(stops.__getitem__, indices)),
-            sum(map(durations.__getitem__, indices)),
-        )
-        for worker, indices in by_worker.items()
-    }
     started = first != float("inf")
     origin = float(run.get("start") or (first if started else 0.0))
     bound = lower_bound(list(wall.values()), workers)
     span_seconds = (last - first) if started else 0.0
-    startup = run.get("worker_startup") if isinstance(run.get("worker_startup"), dict) else {}
-    rows = []
-    for name, (first_start, finish, busy) in sorted(spans.items()):
-        info = startup.get(name) or {}
-        rows.append(
-            {
-                "worker": name,
-                "ready": _round(info.get("ready")),
-                "collected": _round(info.get("collected")),
-                "first_start": _round(first_start - origin),
-                "finish": _round(finish - origin),
-                "busy": _round(busy),
-            }
-        )
+    rows = _worker_rows(tests, starts, stops, durations, run, origin)
     longest = heapq.nlargest(top, tests, key=itemgetter("duration"))
     known = Durations(wall=wall, cpu=cpu)
     stretch = workercount.stretch_from_report(run)
@@ -112,6 +83,48 @@ def analyze(report: Mapping[str, Any], top: int, n_cores: int | None = None) -> 
         "controller_cpu_per_test": workercount.measured(run.get("controller_cpu_per_test")),
         "after_tests_seconds": workercount.measured(run.get("after_tests_seconds")),
     }
+
+
+def _worker_rows(
+    tests: Sequence[Mapping[str, Any]],
+    starts: Sequence[float],
+    stops: Sequence[float],
+    durations: Sequence[float],
+    run: Mapping[str, Any],
+    origin: float,
+) -> list[dict[str, Any]]:
+    """Per worker: when it was ready and had collected, its first start, last stop, busy seconds."""
+    by_worker: dict[str, list[int]] = {}
+    for index, worker in enumerate(map(itemgetter("worker"), tests)):
+        indices = by_worker.get(worker)
+        if indices is None:
+            by_worker[worker] = [index]
+        else:
+            indices.append(index)
+    spans = {
+        worker: (
+            min(map(starts.__getitem__, indices)),
+            max(map(stops.__getitem__, indices)),
+            sum(map(durations.__getitem__, indices)),
+        )
+        for worker, indices in by_worker.items()
+    }
+    given = run.get("worker_startup")
+    startup: Mapping[str, Any] = given if isinstance(given, dict) else {}
+    rows = []
+    for name, (first_start, finish, busy) in sorted(spans.items()):
+        info = startup.get(name) or {}
+        rows.append(
+            {
+                "worker": name,
+                "ready": _round(info.get("ready")),
+                "collected": _round(info.get("collected")),
+                "first_start": _round(first_start - origin),
+                "finish": _round(finish - origin),
+                "busy": _round(busy),
+            }
+        )
+    return rows
 
 
 def _s(value: float | None) -> str:

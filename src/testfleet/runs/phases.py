@@ -124,25 +124,9 @@ def run_phases(
     report.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".testfleet-phases-", dir=report.parent) as tmp:
         planned = plan_phases(workers, dist, pytest_args, Path(tmp), durations)
-        ran: list[Phase] = []
-        statuses: list[int] = []
-        for number, phase in enumerate(planned, 1):
-            if phase.needs_deferred and ran and not _deferred(ran[-1].report):
-                continue
-            echo(f"testfleet: phase {number}, {phase.name}: {shlex.join(phase.command)}")
-            if in_process and number == 1:
-                status = pytest_here(phase.command)
-            else:
-                status = subprocess.call(phase.command)
-            ran.append(phase)
-            statuses.append(status)
-            if status in FATAL_EXITS:
-                if number < len(planned):
-                    echo(
-                        f"testfleet: phase {number} ended with exit status {status}; "
-                        "later phases skipped"
-                    )
-                return status
+        ran, statuses = _run_each(planned, echo, in_process)
+        if statuses and statuses[-1] in FATAL_EXITS:
+            return statuses[-1]
         # Every phase wrote to the scratch directory: a phase that wrote nothing cannot
         # pass off the report of an earlier run as this one's.
         missing = [phase.name for phase in ran if not phase.report.exists()]
@@ -166,6 +150,36 @@ def run_phases(
         on_report(final)
     echo(closing.closing_line(run_counts(loaded), time.monotonic() - started))
     return reports.combine_exit_statuses(statuses)
+
+
+def _run_each(
+    planned: Sequence[Phase], echo: Echo, in_process: bool
+) -> tuple[list[Phase], list[int]]:
+    """Run the phases in turn: the phases that ran and their exit statuses.
+
+    A phase of deferred tests runs only when the phase before it deferred some; a fatal
+    exit status (the last one returned) stops the run.
+    """
+    ran: list[Phase] = []
+    statuses: list[int] = []
+    for number, phase in enumerate(planned, 1):
+        if phase.needs_deferred and ran and not _deferred(ran[-1].report):
+            continue
+        echo(f"testfleet: phase {number}, {phase.name}: {shlex.join(phase.command)}")
+        if in_process and number == 1:
+            status = pytest_here(phase.command)
+        else:
+            status = subprocess.call(phase.command)
+        ran.append(phase)
+        statuses.append(status)
+        if status in FATAL_EXITS:
+            if number < len(planned):
+                echo(
+                    f"testfleet: phase {number} ended with exit status {status}; "
+                    "later phases skipped"
+                )
+            break
+    return ran, statuses
 
 
 def pytest_here(command: Sequence[str]) -> int:

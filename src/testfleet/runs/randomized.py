@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testfleet.core.atomic import append_text_atomic, write_json_atomic, write_text_atomic
+from testfleet.core import paths
+from testfleet.core.atomic import write_json_atomic
 from testfleet.diagnose.probes import xdist_off
 from testfleet.runs import commands
 from testfleet.settings import config
-from testfleet.timing import report as reports
 
 SEEDS_ENV = "TESTFLEET_SEEDS"
 DEFAULT_SEEDS = 3
 #: Where `testfleet randomized` writes the diagnoses of its failing runs.
-ORDER_REPORT = Path("reports/order-dependence.json")
+ORDER_REPORT = paths.ORDER_DEPENDENCE
 REVERSED = "reversed"
 #: pytest exit statuses that make a later run pointless: interrupted, internal or usage error.
 FATAL_EXITS = (
@@ -50,6 +50,7 @@ def seeds_to_run(
     if explicit:
         return list(explicit)
     if count is None:
+        # The `seeds` setting: TESTFLEET_SEEDS, else [tool.testfleet], else 3.
         count = int(config.load(environ=environ).get("seeds"))
     if count < 1:
         raise ValueError(f"the number of seeds must be at least 1, not {count}")
@@ -133,6 +134,10 @@ def run_randomized(
         # Not a test result: an interrupted run, or pytest refused its arguments.
         return fatal[0]
     if bisect:
+        # Imported here: `testfleet run` imports this module, and must not pay for the
+        # bisection's imports before its pytest starts (a test checks it).
+        from testfleet.diagnose.failing_runs import diagnose_runs
+
         summaries = [path for path in (summary, step_summary) if path is not None]
         diagnose_runs(
             results, pytest_args, order_report, summaries, echo,
@@ -170,74 +175,3 @@ def _run_all(
             echo(f"testfleet: {order.label} ended with exit status {status}; later runs skipped")
             break
     return results
-
-
-def diagnose_runs(
-    results: Sequence[dict[str, Any]],
-    pytest_args: Sequence[str],
-    order_report: Path,
-    summaries: Sequence[Path],
-    echo: Echo,
-    *,
-    jobs: int | None = None,
-    max_tests: int | None = None,
-    max_victims: int | None = None,
-) -> None:
-    """Bisect the failed tests of the failing runs; write the ``testfleet.order/1`` report."""
-    # Imported here: runs without failures never need it.
-    from testfleet.diagnose import bisect
-
-    limit = bisect.DEFAULT_MAX_VICTIMS if max_victims is None else max_victims
-    diagnoses: list[bisect.Diagnosis] = []
-    not_diagnosed: list[str] = []
-    seen: set[str] = set()
-    entries: list[dict[str, Any]] = []
-    for result in results:
-        entry = {k: result[k] for k in ("order", "seed", "exit_status", "report")}
-        entry["failed"] = []
-        entries.append(entry)
-        if result["exit_status"] != commands.ExitCode.TESTS_FAILED:
-            # 0 and 5 have nothing to diagnose; 2, 3 and 4 wrote no report to read.
-            continue
-        try:
-            data = reports.load(Path(result["report"]))
-        except reports.ReportError as exc:
-            echo(f"testfleet: {result['order']}: cannot diagnose: {exc}")
-            continue
-        order = bisect.order_from_report(data)
-        entry["failed"] = bisect.failed_in_report(data)
-        # A test that failed in several runs is diagnosed once, in the first order.
-        for victim in [v for v in entry["failed"] if v not in seen]:
-            seen.add(victim)
-            if len(diagnoses) >= limit:
-                not_diagnosed.append(victim)
-                continue
-            echo(f"testfleet: {result['order']}: diagnosing {victim}")
-            diagnosis = bisect.diagnose(
-                order,
-                victim,
-                pytest_args,
-                jobs=jobs,
-                max_tests=max_tests or bisect.DEFAULT_MAX_TESTS,
-                seed=result["seed"],
-                echo=echo,
-            )
-            diagnosis.report = result["report"]
-            diagnosis.order_source = result["order"]
-            echo(diagnosis.render().rstrip("\n"))
-            diagnoses.append(diagnosis)
-    if not_diagnosed:
-        echo(
-            f"testfleet: {len(not_diagnosed)} more failing tests not diagnosed (at most "
-            f"{limit}); they are listed in {order_report}"
-        )
-    data = bisect.document(diagnoses, seeds=entries, not_diagnosed=not_diagnosed)
-    markdown = bisect.render_markdown(data)
-    write_json_atomic(order_report, data)
-    write_text_atomic(order_report.with_suffix(".md"), markdown)
-    for path in summaries:
-        append_text_atomic(path, markdown)
-    echo(
-        f"testfleet: order dependence: {len(diagnoses)} tests diagnosed; {order_report}"
-        + (f", section appended to {', '.join(map(str, summaries))}" if summaries else "")
-    )

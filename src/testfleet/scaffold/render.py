@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet import __version__
+from testfleet.core import paths
 from testfleet.scaffold.detect import Project
 
 # Pinned patch releases of the official image (python:X.Y.Z-slim-bookworm).
@@ -26,9 +27,9 @@ PYTHON_IMAGES = {
     "3.13": "3.13.5",
     "3.14": "3.14.0",
 }
-REPORT = "reports/test-timing.json"
-BASELINE = "reports/test-timing-baseline.json"
-SUMMARY = "reports/ci-summary.md"
+REPORT = str(paths.TIMING_REPORT)
+BASELINE = str(paths.BASELINE_REPORT)
+SUMMARY = str(paths.CI_SUMMARY)
 WORKFLOW = ".github/workflows/tests.yml"
 CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
 

@@ -22,6 +22,8 @@ import pytest
 from testfleet.core import workers
 from testfleet.core.atomic import write_text_atomic
 from testfleet.scheduling import durations
+from testfleet.scheduling.xdist_scheduler import DurationScheduling
+from testfleet.timing import store
 
 CONTROLLER_NAME = "testfleet-scheduler"
 WORKER_NAME = "testfleet-scheduler-meta"
@@ -138,10 +140,8 @@ class SchedulerHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        # Imported here: the module is for xdist runs that asked for it.
+        # Imported here: xdist is an optional dependency, and only its runs get here.
         from xdist.workermanage import parse_tx_spec_config
-
-        from testfleet.scheduling.xdist_scheduler import DurationScheduling
 
         return DurationScheduling(
             len(parse_tx_spec_config(config)),
@@ -159,7 +159,7 @@ def load_for(config: pytest.Config, collection: Sequence[str] = ()) -> durations
     given = config.getoption("testfleet_durations", None) or []
     sources = [config.invocation_params.dir / path for path in given]
     cache = getattr(config, "cache", None)
-    cache_dir = durations.store_for(cache).parent.parent.parent if cache is not None else None
+    cache_dir = store.store_for(cache).parent.parent.parent if cache is not None else None
     return durations.load_durations(
         config.rootpath,
         sources,

@@ -27,6 +27,39 @@ class Unit:
     cost: float
 
 
+#: The key every `serial` test shares: they run together, last, on one worker.
+SERIAL_KEY = "serial"
+
+
+def join_units(keys: Sequence[Iterable[str]]) -> list[list[int]]:
+    """Tests that must run together, as lists of indices, each ordered, by first index.
+
+    ``keys[i]`` names what test ``i`` shares with others (its xdist_group, the `serial`
+    unit): tests that share a key, directly or through other tests, make one unit; a
+    test without a key is a unit of its own. The scheduler and the CI shards both cut
+    their units here, each from its own keys.
+    """
+    parent = list(range(len(keys)))
+
+    def find(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    owner: dict[str, int] = {}
+    for index, names in enumerate(keys):
+        for name in names:
+            first, other = find(index), find(owner.setdefault(name, index))
+            if first != other:
+                # The lower index leads: a unit is found at its first test.
+                parent[max(first, other)] = min(first, other)
+    members: dict[int, list[int]] = {}
+    for index in range(len(keys)):
+        members.setdefault(find(index), []).append(index)
+    return list(members.values())
+
+
 def build_units(
     costs: Sequence[float], groups: Mapping[str, Sequence[int]], serial: Collection[int]
 ) -> tuple[list[Unit], list[int]]:
@@ -35,32 +68,47 @@ def build_units(
     A group holding a `serial` test runs with the `serial` tests: a group must stay on
     one worker, and the `serial` tests run last on one worker.
     """
-    leader: dict[int, int] = {}
-    members: dict[int, list[int]] = {}
-    deferred = set(serial)
-    for indices in groups.values():
-        ordered = sorted(indices)
-        if not ordered:
-            continue
-        if deferred.intersection(ordered):
-            deferred.update(ordered)
-            continue
-        members[ordered[0]] = ordered
-        for index in ordered[1:]:
-            leader[index] = ordered[0]
-    if not members and not deferred:
+    if not serial and not any(groups.values()):
         # The common case, no group and no `serial` test: one unit per test.
         return [Unit([index], cost) for index, cost in enumerate(costs)], []
+    keys: list[list[str]] = [[] for _ in costs]
+    for name, indices in groups.items():
+        for index in indices:
+            keys[index].append("group:" + name)
+    for index in serial:
+        keys[index].append(SERIAL_KEY)
     units: list[Unit] = []
-    for index, cost in enumerate(costs):
-        if index in deferred or index in leader:
-            continue
-        group = members.get(index)
-        if group is None:
-            units.append(Unit([index], cost))
+    deferred: list[int] = []
+    for members in join_units(keys):
+        if any(SERIAL_KEY in keys[index] for index in members):
+            deferred = members
+        elif len(members) == 1:
+            units.append(Unit(members, costs[members[0]]))
         else:
-            units.append(Unit(group, sum(costs[i] for i in group)))
-    return units, sorted(deferred)
+            units.append(Unit(members, sum(costs[i] for i in members)))
+    return units, deferred
+
+
+def place_longest_first(
+    costs: Iterable[float], bins: int, sizes: Sequence[int] = ()
+) -> tuple[list[int], list[float]]:
+    """Each cost, in the order given (longest first), to the least loaded of ``bins``.
+
+    Longest-processing-time-first: within 4/3 of the best possible. Returns the bin of
+    each cost and each bin's load. A tie goes to the bin holding fewer tests (``sizes``:
+    how many tests each cost stands for, 1 each by default), then to the lower bin.
+    The scheduler's predictions and the CI shards place their units here.
+    """
+    heap = [(0.0, 0, index) for index in range(bins)]
+    placed: list[int] = []
+    for position, cost in enumerate(costs):
+        load, count, index = heap[0]
+        heapq.heapreplace(heap, (load + cost, count + (sizes[position] if sizes else 1), index))
+        placed.append(index)
+    loads = [0.0] * bins
+    for load, _, index in heap:
+        loads[index] = load
+    return placed, loads
 
 
 def dispatch_order(units: Sequence[Unit], workers: int) -> list[Unit]:
@@ -90,11 +138,9 @@ def predict_makespan(costs: Iterable[float], workers: int) -> float:
     total = sum(every)
     if workers <= 1:
         return total
-    loads = [0.0] * workers
     # Only the longest tests are placed one by one (nlargest: no sort of them all).
     exact = heapq.nlargest(EXACT_TESTS, every)
-    for cost in exact:
-        heapq.heapreplace(loads, loads[0] + cost)
+    loads = place_longest_first(exact, workers)[1]
     # The many short tests after the longest ones fill the workers up evenly: only their
     # sum matters, and a 100,000-test report is predicted in milliseconds.
     rest = max(total - sum(exact), 0.0)

@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testfleet.scheduling.durations import Durations, load_durations, run_mode
+from testfleet.scheduling.durations import Durations, load_durations
 from testfleet.scheduling.units import predict_makespan
+from testfleet.timing.store import run_mode
 
 #: A larger count must be predicted at least this much faster to be chosen: a worker
 #: costs memory and start-up that the model does not see.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from testfleet.core import paths
 from testfleet.core.workers import WORKERS_ENV
 
 # Light: the Neo4j settings' own checks, whose messages explain the choices.
@@ -85,7 +86,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "report",
         PATH,
-        Path("reports/test-timing.json"),
+        paths.TIMING_REPORT,
         "TESTFLEET_REPORT",
         "timing report that a run writes",
         RUN,
@@ -126,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "baseline",
         PATH,
-        Path("reports/test-timing-baseline.json"),
+        paths.BASELINE_REPORT,
         "TESTFLEET_BASELINE",
         "timing baseline: written by invoke baseline, compared with by invoke ci",
         REPORT,
@@ -146,7 +147,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "summary",
         PATH,
-        Path("reports/ci-summary.md"),
+        paths.CI_SUMMARY,
         "TESTFLEET_SUMMARY",
         "markdown summary that invoke ci writes (and appends to $GITHUB_STEP_SUMMARY)",
         REPORT,
@@ -187,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "html_report",
         PATH,
-        Path("reports/report.html"),
+        paths.HTML_REPORT,
         "TESTFLEET_HTML_REPORT",
         "HTML report page that invoke ci writes",
         REPORT,
@@ -213,7 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "history_path",
         PATH,
-        Path("reports/history.sqlite"),
+        paths.HISTORY,
         "TESTFLEET_HISTORY_PATH",
         "the run history (SQLite) that runs are added to and `testfleet history` reads",
         REPORT,
@@ -310,7 +311,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "classification",
         PATH,
-        Path("reports/classification.json"),
+        paths.CLASSIFICATION,
         "TESTFLEET_CLASSIFICATION",
         "classification JSON that invoke ci has classify write",
         DIAGNOSE,
@@ -321,7 +322,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "classification JSON (default %(default)s)",
                 type=Path,
                 dest="output",
-                default=Path("reports/classification.json"),
+                default=paths.CLASSIFICATION,
             ),
             # The old name of --json, kept working.
             Option(
@@ -337,7 +338,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "order_report",
         PATH,
-        Path("reports/order-dependence.json"),
+        paths.ORDER_DEPENDENCE,
         "TESTFLEET_ORDER_REPORT",
         "order-dependence diagnoses of a randomized run's failing seeds",
         DIAGNOSE,
@@ -348,7 +349,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "where the diagnoses go (default %(default)s; markdown beside it, .md)",
                 type=Path,
                 dest="order_report",
-                default=Path("reports/order-dependence.json"),
+                default=paths.ORDER_DEPENDENCE,
             ),
         ),
     ),

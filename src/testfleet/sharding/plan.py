@@ -6,7 +6,8 @@ that must stay whole) and of durations read from committed files. It never looks
 the order of collection (pytest-randomly reorders it per machine) nor at the clock.
 
 Units that must stay whole, `xdist_group` groups and the `serial` tests, are placed
-longest first on the least loaded shard (LPT). Tests with no recorded duration carry
+longest first on the least loaded shard (LPT); the units and the placement are the
+scheduler's own (:mod:`testfleet.scheduling.units`). Tests with no recorded duration carry
 no prediction: they are spread by count, each unit to the shard with the fewest of them.
 """
 
@@ -21,6 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from testfleet.runs import commands
+from testfleet.scheduling.units import join_units, place_longest_first
 
 SHARD_ENV = "TESTFLEET_SHARD"
 AUTO = "auto"
@@ -113,33 +117,14 @@ def units_of(tests: Iterable[CollectedTest]) -> list[list[str]]:
 
     A test in several groups, or a `serial` test in a group, joins those units into one.
     """
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def union(a: str, b: str) -> None:
-        root_a, root_b = find(a), find(b)
-        if root_a != root_b:
-            parent[max(root_a, root_b)] = min(root_a, root_b)
-
-    for test in tests:
-        keys = ["test:" + test.nodeid]
-        keys += ["group:" + group for group in test.groups]
-        if test.serial:
-            keys.append(SERIAL_UNIT)
-        for key in keys:
-            parent.setdefault(key, key)
-        for key in keys[1:]:
-            union(keys[0], key)
-    members: dict[str, list[str]] = {}
-    for key in parent:
-        if key.startswith("test:"):
-            members.setdefault(find(key), []).append(key[5:])
-    return sorted((sorted(ids) for ids in members.values()), key=lambda ids: ids[0])
+    tests = list(tests)
+    keys = [
+        ["test:" + test.nodeid, *("group:" + group for group in test.groups)]
+        + ([SERIAL_UNIT] if test.serial else [])
+        for test in tests
+    ]
+    units = [sorted({tests[i].nodeid for i in members}) for members in join_units(keys)]
+    return sorted(units, key=lambda ids: ids[0])
 
 
 @dataclass
@@ -218,8 +203,10 @@ def partition(units: Sequence[Sequence[str]], durations: Mapping[str, float], to
             untimed.append(unit)
     shards = [Shard(index) for index in range(1, total + 1)]
     timed.sort(key=lambda pair: (-pair[0], pair[1][0]))
-    for seconds, unit in timed:
-        target = min(shards, key=lambda s: (s.predicted, len(s.tests), s.index))
+    # A tie goes to the shard with fewer tests, then to the lower one.
+    placed, _ = place_longest_first([s for s, _ in timed], total, [len(u) for _, u in timed])
+    for (seconds, unit), where in zip(timed, placed, strict=True):
+        target = shards[where]
         target.tests.extend(unit)
         target.predicted += seconds
         target.unknown += sum(1 for t in unit if t not in durations)
@@ -286,9 +273,6 @@ def collect_plan(
 ) -> dict[str, Any]:
     """Collect the suite in a child pytest and return the plan for ``total`` shards."""
     out = scratch / "plan.json"
-    # Imported here: commands is needed only for this child pytest.
-    from testfleet.runs import commands
-
     command = commands.pytest_command(
         [
             "--collect-only",

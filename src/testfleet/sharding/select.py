@@ -15,16 +15,19 @@ from typing import Any
 
 import pytest
 
+from testfleet.core import paths
 from testfleet.core.atomic import write_json_atomic
+from testfleet.scheduling.durations import read_report_durations
 from testfleet.sharding import plan as sharding
 from testfleet.timing.recorder import RUN_EXTRA_KEY, canonical_nodeid
+from testfleet.timing.report import ReportError
 
 SPEC_KEY = pytest.StashKey[sharding.ShardSpec | None]()
 INFO_KEY = pytest.StashKey[dict[str, Any]]()
 #: Key of the shard's description in ``config.workeroutput``.
 WORKEROUTPUT_KEY = "testfleet_shard"
 SHARD_ENV = sharding.SHARD_ENV
-DEFAULT_DURATIONS = Path("reports/test-timing-baseline.json")
+DEFAULT_DURATIONS = paths.BASELINE_REPORT
 
 
 def configure(config: pytest.Config) -> sharding.ShardSpec | None:
@@ -69,22 +72,14 @@ def recorded_durations(path: Path | None) -> dict[str, float]:
     """Per-test durations of a timing report; every machine reads the same committed file."""
     if path is None:
         return {}
-    # Imported here: only a sharded run reads a report, and every pytest imports this.
-    from testfleet.timing import report as reports
-
     try:
-        data = reports.load(path)
-    except reports.ReportError as exc:
+        wall, _ = read_report_durations(path, first_attempt=True)
+    except ReportError as exc:
         raise pytest.UsageError(
             f"shard durations: {exc}; fix or re-record it, or pass another file with "
             "--testfleet-shard-durations"
         ) from None
-    durations: dict[str, float] = {}
-    for test in data["tests"]:
-        # Reruns are attempts 2, 3...: the first attempt is the run's own time.
-        if int(test.get("attempt", 1)) == 1:
-            durations[test["nodeid"]] = float(test["duration"])
-    return durations
+    return wall
 
 
 def select(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,11 +16,12 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from testfleet.core import paths
 from testfleet.core.atomic import append_text_atomic
 from testfleet.sharding import plan as sharding
 
-SHARDS_DIR = Path("reports/shards")
-SHARD_REPORT = "test-timing.json"
+SHARDS_DIR = paths.SHARDS_DIR
+SHARD_REPORT = paths.TIMING_REPORT.name
 SHARD_COVERAGE = ".coverage"
 REPORT_ENV = "TESTFLEET_REPORT"
 

@@ -21,6 +21,8 @@ import pytest
 from testfleet import __version__
 from testfleet.core import workers
 from testfleet.core.atomic import write_text_atomic
+from testfleet.timing import store
+from testfleet.timing.closing import counts_from_stats
 from testfleet.timing.records import (
     TimingRecord,
     core_seconds,
@@ -305,16 +307,12 @@ class TimingRecorder:
         if cache is None:
             # -p no:cacheprovider
             return
-        # Imported here: only runs with a cache need it, and it brings in the report
-        # reader, which a run that writes no report never loads.
-        from testfleet.scheduling import durations
-
         try:
-            path = durations.store_for(cache)
+            path = store.store_for(cache)
             # A phase of `serial` tests alone speaks for a few tests, not for its mode.
             alone = self.config.getoption("testfleet_serial", "run") == "only"
             measured = ((r.nodeid, r.duration, r.cpu) for r in records)
-            durations.update_store(path, measured, None if alone else run)
+            store.update_store(path, measured, None if alone else run)
         except OSError:
             # A read-only cache costs the next run its history, not this run its result.
             pass
@@ -357,9 +355,6 @@ class TimingRecorder:
 
     def outcome_counts(self) -> dict[str, int] | None:
         """The counts of pytest's closing line, without the tests testfleet deferred."""
-        # Imported here: closing is only needed at the end of a session.
-        from testfleet.timing.closing import counts_from_stats
-
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         stats = getattr(terminal, "stats", None)
         if stats is None:

@@ -1,15 +1,20 @@
-"""Read, merge, compare and render timing reports."""
+"""Read, check and merge timing reports.
+
+This is the reading side of the report format. The writing side is one path: the text
+of a report comes from :mod:`testfleet.timing.records` (``report_text`` for a run's
+records, ``dumps_report`` for a report held as data, such as a merged or combined one),
+and it reaches the disk through :mod:`testfleet.core.atomic` (``write_text_atomic``,
+``write_json_atomic``), so that a reader sees the old file or the whole new one. What
+``testfleet report`` makes of a report, its analysis and renderings, is in
+:mod:`testfleet.reporting`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import heapq
 import json
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +26,6 @@ from testfleet.timing.records import (
     SCHEMA_VERSION,
     summarize,
 )
-
-FORMATS = ("text", "markdown", "json")
 
 
 class ReportError(Exception):
@@ -91,6 +94,8 @@ def _parse(raw: bytes, fields: Sequence[str] | None) -> tuple[Any, bool]:
         # What each test keeps: the fields asked for, and its attempt.
         keep = None if fields is None else tuple(dict.fromkeys([*fields, "attempt"]))
         if len(raw) >= BIG_REPORT_BYTES:
+            # Imported here: fastload brings in msgspec, an optional dependency that only
+            # a report of a megabyte or more is worth its import time.
             from testfleet.timing import fastload as bigreport
 
             parsed = bigreport.parse(raw, keep)
@@ -283,339 +288,3 @@ def combine_exit_statuses(statuses: Sequence[int]) -> int:
     if 1 in significant:
         return 1
     return max(significant)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a test counts as slower than in the baseline: both limits must be passed."""
-
-    ratio: float = 1.5
-    seconds: float = 0.1
-
-
-def analyze(
-    report: Mapping[str, Any],
-    baseline: Mapping[str, Any] | None = None,
-    top: int = 10,
-    thresholds: Thresholds = Thresholds(),
-) -> dict[str, Any]:
-    """Everything ``testfleet report`` shows, as plain data."""
-    # Imported here, as in the renderers: reading and merging reports (every
-    # `testfleet run`) needs none of the schedule's analysis or its predictions.
-    from testfleet.reporting import schedule as schedule_report
-
-    run = report["run"]
-    tests = report["tests"]
-    wall = float(run["wall_seconds"])
-    workers = int(run["workers"]) or 1
-    # float(): whole numbers are valid durations too, and the output keeps one type.
-    durations = list(map(float, map(itemgetter("duration"), tests)))
-    total = sum(durations)
-    per_marker: dict[str, list[float]] = defaultdict(list)
-    per_file: dict[str, list[float]] = defaultdict(list)
-    per_worker: dict[str, list[float]] = defaultdict(list)
-    unmarked = per_marker["(none)"]
-    # Markers lists repeat (load() shares equal ones): each is filtered once.
-    visible: dict[int, list[str]] = {}
-    for test, duration in zip(tests, durations, strict=True):
-        markers = test.get("markers")
-        if markers:
-            shown = visible.get(id(markers))
-            if shown is None:
-                shown = visible[id(markers)] = schedule_report.visible_markers(markers)
-            for marker in shown:
-                per_marker[marker].append(duration)
-            if not shown:
-                unmarked.append(duration)
-        else:
-            unmarked.append(duration)
-        per_file[test["nodeid"].partition("::")[0]].append(duration)
-        per_worker[test["worker"]].append(duration)
-    if not unmarked:
-        del per_marker["(none)"]
-    slowest = heapq.nlargest(max(top, 0), tests, key=itemgetter("duration"))
-    result: dict[str, Any] = {
-        "run": {
-            key: run.get(key)
-            for key in ("id", "mode", "workers", "dist", "seed", "git_commit", "wall_seconds")
-        },
-        "outcomes": summarize(tests)["outcomes"],
-        "tests": len(tests),
-        "duration_sum": round(total, 6),
-        # Sum of test time over wall time: how many tests ran at once, on average.
-        "concurrency": round(total / wall, 3) if wall > 0 else None,
-        "parallel_efficiency": round(total / (wall * workers), 3) if wall > 0 else None,
-        "slowest": [_brief(t) for t in slowest],
-        "markers": _totals(per_marker)[: max(top, 0)],
-        "files": _totals(per_file)[: max(top, 0)],
-        "workers": [
-            {
-                "worker": name,
-                "tests": len(durations),
-                "busy_seconds": round(sum(durations), 6),
-                "utilisation": round(sum(durations) / wall, 3) if wall > 0 else None,
-            }
-            for name, durations in sorted(per_worker.items())
-        ][: max(top, 0)],
-        "schedule": schedule_report.analyze(report, max(top, 0)),
-    }
-    if baseline is not None:
-        result["baseline"] = compare(report, baseline, thresholds)
-    return result
-
-
-def _brief(test: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "nodeid": test["nodeid"],
-        # float(): whole numbers are valid durations, and the output keeps one type.
-        "duration": float(test["duration"]),
-        "outcome": test["outcome"],
-        "worker": test["worker"],
-    }
-
-
-def _totals(groups: Mapping[str, list[float]]) -> list[dict[str, Any]]:
-    rows = [
-        {"name": name, "tests": len(durations), "seconds": round(sum(durations), 6)}
-        for name, durations in groups.items()
-    ]
-    return sorted(rows, key=lambda row: (-row["seconds"], row["name"]))
-
-
-def compare(
-    report: Mapping[str, Any], baseline: Mapping[str, Any], thresholds: Thresholds = Thresholds()
-) -> dict[str, Any]:
-    """Speedup of the whole run and per-test changes against a baseline report."""
-    now, outcomes_now = _tests_by_id(report)
-    before, outcomes_before = _tests_by_id(baseline)
-    wall_now = float(report["run"]["wall_seconds"])
-    wall_before = float(baseline["run"]["wall_seconds"])
-    slower: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    ratio, seconds = thresholds.ratio, thresholds.seconds
-    # One pass over the tests of both, and only the few that changed sorted: a
-    # 100,000-test comparison stays quick.
-    for nodeid, test in now.items():
-        old_test = before.get(nodeid)
-        if old_test is None:
-            continue
-        outcome = test["outcome"] if outcomes_now is None else outcomes_now[nodeid]
-        old_outcome = old_test["outcome"] if outcomes_before is None else outcomes_before[nodeid]
-        if outcome != old_outcome:
-            changed.append({"nodeid": nodeid, "baseline": old_outcome, "current": outcome})
-        # float(): a report written by another tool may hold whole numbers, and the
-        # output keeps one type.
-        new, old = float(test["duration"]), float(old_test["duration"])
-        if new - old >= seconds and new >= old * ratio:
-            slower.append(
-                {
-                    "nodeid": nodeid,
-                    "baseline": round(old, 6),
-                    "current": round(new, 6),
-                    "ratio": round(new / old, 2) if old > 0 else None,
-                }
-            )
-    changed.sort(key=lambda row: row["nodeid"])
-    slower.sort(key=lambda row: row["nodeid"])
-    slower.sort(key=lambda row: row["current"] - row["baseline"], reverse=True)
-    return {
-        "wall_seconds": round(wall_before, 6),
-        "speedup": round(wall_before / wall_now, 3) if wall_now > 0 else None,
-        "mode": baseline["run"].get("mode"),
-        "workers": baseline["run"].get("workers"),
-        "thresholds": {"ratio": thresholds.ratio, "seconds": thresholds.seconds},
-        "slower": slower,
-        "changed": changed,
-        "added": sorted(now.keys() - before.keys()),
-        "removed": sorted(before.keys() - now.keys()),
-    }
-
-
-def _tests_by_id(
-    report: Mapping[str, Any],
-) -> tuple[dict[str, Mapping[str, Any]], dict[str, str] | None]:
-    """Each test by node id, its last attempt; and its first attempt's outcome if reruns differ.
-
-    With several attempts of a test, the last one's duration stands for it, and the first
-    attempt's outcome is the run's own result (later ones are reruns). Without reruns
-    (the usual case) one dict gives both, and the second is None.
-    """
-    tests = report["tests"]
-    last = {test["nodeid"]: test for test in tests}
-    if len(last) == len(tests):
-        return last, None
-    # Read backwards, the first attempt is the last one written.
-    return last, {test["nodeid"]: test["outcome"] for test in reversed(tests)}
-
-
-def render(analysis: Mapping[str, Any], fmt: str) -> str:
-    """The analysis as ``text``, ``markdown`` or ``json``."""
-    if fmt == "json":
-        return json.dumps(analysis, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        return _markdown(analysis)
-    if fmt == "text":
-        return _text(analysis)
-    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}s"
-
-
-def _outcome_line(analysis: Mapping[str, Any]) -> str:
-    counts = analysis["outcomes"]
-    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o)]
-    return ", ".join(parts) or "no tests"
-
-
-def _headline(analysis: Mapping[str, Any]) -> list[str]:
-    run = analysis["run"]
-    lines = [
-        f"{analysis['tests']} tests: {_outcome_line(analysis)}",
-        f"run {run['id']}: {run['mode']}, {run['workers']} worker(s), dist {run['dist']}"
-        + (f", seed {run['seed']}" if run.get("seed") is not None else ""),
-        f"wall time {_seconds(run['wall_seconds'])}, sum of test time "
-        f"{_seconds(analysis['duration_sum'])}, concurrency {analysis['concurrency']}, "
-        f"parallel efficiency {_percent(analysis['parallel_efficiency'])}",
-    ]
-    base = analysis.get("baseline")
-    if base is not None:
-        lines.append(
-            f"baseline: {base['mode']} on {base['workers']} worker(s) in "
-            f"{_seconds(base['wall_seconds'])}; speedup x{base['speedup']}; "
-            f"{len(base['slower'])} slower, {len(base['changed'])} changed outcome, "
-            f"{len(base['added'])} added, {len(base['removed'])} removed"
-        )
-    return lines
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
-
-
-def _text(analysis: Mapping[str, Any]) -> str:
-    from testfleet.reporting import schedule as schedule_report
-
-    out = _headline(analysis)
-    out.append("")
-    out.append(f"slowest {len(analysis['slowest'])}:")
-    out += [
-        f"  {_seconds(t['duration']):>10}  {t['outcome']:<8} {t['worker']:<6} {t['nodeid']}"
-        for t in analysis["slowest"]
-    ]
-    out.append("workers:")
-    out += [
-        f"  {w['worker']:<8} {w['tests']:>6} tests  busy {_seconds(w['busy_seconds'])}  "
-        f"utilisation {_percent(w['utilisation'])}"
-        for w in analysis["workers"]
-    ]
-    out += schedule_report.text_lines(analysis["schedule"])
-    out.append("markers:")
-    out += [
-        f"  {m['name']:<20} {m['tests']:>6} tests  {_seconds(m['seconds'])}"
-        for m in analysis["markers"]
-    ]
-    out.append("files:")
-    out += [
-        f"  {_seconds(f['seconds']):>10}  {f['tests']:>6} tests  {f['name']}"
-        for f in analysis["files"]
-    ]
-    base = analysis.get("baseline")
-    if base is not None:
-        limits = base["thresholds"]
-        out.append(
-            f"slower than baseline (x{limits['ratio']} and +{limits['seconds']}s): "
-            f"{len(base['slower'])}"
-        )
-        out += [
-            f"  {_seconds(s['baseline'])} -> {_seconds(s['current'])}  {s['nodeid']}"
-            for s in base["slower"]
-        ]
-        out.append(f"changed outcome: {len(base['changed'])}")
-        out += [f"  {c['baseline']} -> {c['current']}  {c['nodeid']}" for c in base["changed"]]
-        out.append(f"added: {len(base['added'])}")
-        out += [f"  {nodeid}" for nodeid in base["added"]]
-        out.append(f"removed: {len(base['removed'])}")
-        out += [f"  {nodeid}" for nodeid in base["removed"]]
-    return "\n".join(out) + "\n"
-
-
-def _md_cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
-    return lines
-
-
-def _markdown(analysis: Mapping[str, Any]) -> str:
-    from testfleet.reporting import schedule as schedule_report
-
-    out = ["## Test timing", ""]
-    out += [f"- {line}" for line in _headline(analysis)]
-    out += ["", f"### Slowest {len(analysis['slowest'])} tests", ""]
-    out += _table(
-        ["seconds", "outcome", "worker", "test"],
-        [
-            [f"{t['duration']:.3f}", t["outcome"], t["worker"], f"`{t['nodeid']}`"]
-            for t in analysis["slowest"]
-        ],
-    )
-    out += ["", "### Workers", ""]
-    out += _table(
-        ["worker", "tests", "busy seconds", "utilisation"],
-        [
-            [w["worker"], w["tests"], f"{w['busy_seconds']:.3f}", _percent(w["utilisation"])]
-            for w in analysis["workers"]
-        ],
-    )
-    out += schedule_report.markdown_lines(analysis["schedule"], _table)
-    out += ["", "### Per marker", ""]
-    out += _table(
-        ["marker", "tests", "seconds"],
-        [[m["name"], m["tests"], f"{m['seconds']:.3f}"] for m in analysis["markers"]],
-    )
-    out += ["", "### Per file", ""]
-    out += _table(
-        ["file", "tests", "seconds"],
-        [[f"`{f['name']}`", f["tests"], f"{f['seconds']:.3f}"] for f in analysis["files"]],
-    )
-    base = analysis.get("baseline")
-    if base is not None:
-        limits = base["thresholds"]
-        out += [
-            "",
-            "### Against the baseline",
-            "",
-            f"Speedup of the whole run: **x{base['speedup']}** "
-            f"({_seconds(base['wall_seconds'])} {base['mode']} -> "
-            f"{_seconds(analysis['run']['wall_seconds'])} {analysis['run']['mode']}).",
-            "",
-            f"Slower tests (at least x{limits['ratio']} and +{limits['seconds']}s): "
-            f"{len(base['slower'])}",
-        ]
-        if base["slower"]:
-            out.append("")
-            out += _table(
-                ["baseline", "current", "ratio", "test"],
-                [
-                    [f"{s['baseline']:.3f}", f"{s['current']:.3f}", s["ratio"], f"`{s['nodeid']}`"]
-                    for s in base["slower"]
-                ],
-            )
-        if base["changed"]:
-            out += ["", f"Tests whose outcome changed: {len(base['changed'])}", ""]
-            out += _table(
-                ["baseline", "current", "test"],
-                [[c["baseline"], c["current"], f"`{c['nodeid']}`"] for c in base["changed"]],
-            )
-        out += ["", f"Added tests: {len(base['added'])}; removed tests: {len(base['removed'])}."]
-        for title, ids in (("Added", base["added"]), ("Removed", base["removed"])):
-            if ids:
-                out += ["", f"<details><summary>{title}</summary>", ""]
-                out += [f"- `{nodeid}`" for nodeid in ids]
-                out += ["", "</details>"]
-    return "\n".join(out) + "\n"
