@@ -17,6 +17,7 @@ from pathlib import Path
 
 # Light: the Neo4j settings' own checks, whose messages explain the choices.
 from testfleet.neo4j import config as neo4j
+from testfleet.runs import order
 from testfleet.runs.commands import DEFAULT_DIST, DIST_CHOICES
 from testfleet.settings.config import (
     ARGS,
@@ -97,6 +98,21 @@ SETTINGS: tuple[Setting, ...] = (
         "how many random seeds a randomized run tries",
         RUN,
         "randomized --seeds",
+    ),
+    Setting(
+        "random_order",
+        Kind(
+            "off, fresh or a seed (a whole number)",
+            order.parse_random_order,
+            (int, str),
+            convert=order.parse_random_order,
+        ),
+        order.OFF,
+        order.RANDOM_ORDER_ENV,
+        "order of the tests and tests_parallel sessions (so of invoke ci): off, the collection "
+        "order; fresh, a new pytest-randomly seed each run; or that seed. The seed is printed, "
+        "and on failure the command that repeats the run",
+        RUN,
     ),
     # Reports and CI
     Setting(
