@@ -27,14 +27,6 @@ def registry() -> Iterator[None]:
     nox.registry._REGISTRY.update(saved)
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
-
-
 def test_a_package_is_installed_editable_with_its_extras_groups_and_requirements(
     project: Path,
 ) -> None:

@@ -75,6 +75,18 @@ def test_nox_lists_the_sessions_the_docs_promise() -> None:
         assert f"nox -s {session}" in readme
 
 
+def test_the_quick_loop_keeps_at_least_80_percent_of_the_tests(
+    request: pytest.FixtureRequest,
+) -> None:
+    # The tests of this run: in the whole suite's run (CI), all of them. nox -s tests_fast
+    # leaves out the `e2e` ones; were they more than a fifth, it would no longer be the suite.
+    items = request.session.items
+    e2e = [item.nodeid for item in items if item.get_closest_marker("e2e")]
+    assert len(e2e) <= 0.2 * len(items), f"{len(e2e)} of {len(items)} tests are marked e2e"
+    noxfile = ROOT.joinpath("noxfile.py").read_text()
+    assert '"-m", "not e2e"' in noxfile
+
+
 def test_invoke_lists_ci_and_baseline_with_a_line_each() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "--list"],
