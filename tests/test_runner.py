@@ -322,7 +322,7 @@ def test_victim():
 """
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_randomized_prints_a_command_per_seed_that_reproduces_its_result(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
