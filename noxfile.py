@@ -1,11 +1,12 @@
 """nox sessions: testfleet's test sessions (testfleet.nox), and lint and typecheck of this repo.
 
 `tests`, `tests_parallel`, `randomized` and `coverage` are the library's, configured in
-[tool.testfleet] of pyproject.toml like any project's; only lint and typecheck are ours.
+[tool.testfleet] of pyproject.toml like any project's; tests_fast, lint and typecheck are ours.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ except ModuleNotFoundError as exc:
     sys.path.insert(0, str(Path(__file__).parent / "src"))
     import testfleet.nox
 
+from testfleet.settings import config
+
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
@@ -37,6 +40,16 @@ def install(session: nox.Session, *args: str) -> None:
     """Install into the session's venv; without one (the Docker image) everything is there."""
     if session.venv_backend != "none":
         session.install(*args)
+
+
+@nox.session(python=PYTHON, default=False)
+def tests_fast(session: nox.Session) -> None:
+    """The quick loop: tests_parallel without the `e2e` tests and without coverage."""
+    environment = testfleet.nox.Environment.from_config(config.load())
+    fast = dataclasses.replace(
+        environment, coverage=False, pytest_args=(*environment.pytest_args, "-m", "not e2e")
+    )
+    testfleet.nox.make_sessions(fast)["tests_parallel"](session)
 
 
 @nox.session(python=PYTHON)

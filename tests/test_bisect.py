@@ -289,7 +289,7 @@ def test_probe_arguments_sort_into_kept_stopping_and_selecting(tmp_path: Path) -
     ]  # fmt: skip
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
     pytester: pytest.Pytester, material: Material, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -328,7 +328,7 @@ def test_randomized_diagnoses_each_failing_test_once_and_reports_it(
     assert run(shlex.split(alice["command"])).returncode == 1
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_randomized_without_failures_still_replaces_the_order_report(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:

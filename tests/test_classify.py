@@ -94,7 +94,7 @@ def lines_after(out: str, prefix: str) -> list[str]:
     return [line[len(prefix) :] for line in out.splitlines() if line.startswith(prefix)]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_each_failed_test_of_a_parallel_run_gets_its_class(pipeline: Pipeline) -> None:
     assert pipeline.run_status == 1
     data = pipeline.read("reports/classification.json")
@@ -131,7 +131,7 @@ def test_each_failed_test_of_a_parallel_run_gets_its_class(pipeline: Pipeline) -
         assert f"testfleet: {cls:<15} {nodeid} (failed on gw" in pipeline.out
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_parallel_only_failure_fails_the_pipeline_with_the_rollback_hint(
     pipeline: Pipeline,
 ) -> None:
@@ -162,7 +162,7 @@ def test_the_printed_rollback_switch_is_the_one_the_project_has(tmp_path: Path) 
     assert config.workers_from_env({workers.WORKERS_ENV: "1"}) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_above_the_threshold_flaky_tests_fail_the_run(pipeline: Pipeline) -> None:
     data = pipeline.read("reports/classification.json")
     # One flaky test of nine is 11.11 %, above the default 5 %.
@@ -173,7 +173,7 @@ def test_above_the_threshold_flaky_tests_fail_the_run(pipeline: Pipeline) -> Non
     assert "above it, the run fails" in line
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_reruns_are_attempts_of_the_failed_tests_in_the_timing_report(
     pipeline: Pipeline,
 ) -> None:
@@ -209,7 +209,7 @@ def test_the_reruns_are_attempts_of_the_failed_tests_in_the_timing_report(
     }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_markdown_section_is_appended_to_the_summary_and_the_step_summary(
     pipeline: Pipeline,
 ) -> None:
@@ -226,7 +226,7 @@ def test_the_markdown_section_is_appended_to_the_summary_and_the_step_summary(
     assert pipeline.step_summary.read_text() == "\n" + section
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_order_dependent_test_comes_with_commands_that_reproduce_and_bisect_it(
     pipeline: Pipeline,
 ) -> None:
@@ -246,7 +246,7 @@ def test_the_order_dependent_test_comes_with_commands_that_reproduce_and_bisect_
     assert order == [*result["context"], result["nodeid"]]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_bisect_command_finds_the_test_that_breaks_the_order_dependent_one(
     pipeline: Pipeline,
 ) -> None:
@@ -272,7 +272,7 @@ def run_in(path: Path, command: list[str]) -> int:
     return done.returncode
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_classified_report_is_not_classified_twice(
     pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -420,7 +420,7 @@ def test_a_report_without_failed_tests_has_nothing_to_classify(
     assert json.loads(out.read_text())["counts"] == dict.fromkeys(classify.CLASSES, 0)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_stale_report_or_a_bad_option_is_a_usage_error(
     pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

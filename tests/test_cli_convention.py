@@ -14,14 +14,6 @@ from testfleet.neo4j import config as neo4j
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
-
-
-@pytest.fixture
 def phases(project: Path) -> list[Path]:
     parallel = project / "parallel.json"
     serial = project / "serial.json"

@@ -14,15 +14,6 @@ from testfleet.settings.table import SECTIONS, SETTINGS
 DOCS = Path(__file__).parent.parent / "docs" / "configuration.md"
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project directory, the current one, at the top of its own git checkout."""
-    root = tmp_path / "project"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
-
-
 def write_pyproject(root: Path, table: str) -> Path:
     path = root / "pyproject.toml"
     path.write_text(f'[project]\nname = "sample"\n\n[tool.testfleet]\n{table}', encoding="utf-8")

@@ -17,7 +17,7 @@ import pytest
 
 from init_samples import make_sample, snapshot
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 # What the outer run (invoke ci, nox) may have set, which the sample's runs must not see.
 OUTER = ("TESTFLEET_", "PYTEST_", "COVERAGE_", "NOX", "GITHUB_STEP_SUMMARY", "VIRTUAL_ENV")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import nox
 import pytest
@@ -24,14 +25,6 @@ def registry() -> Iterator[None]:
     yield
     nox.registry.reset()
     nox.registry._REGISTRY.update(saved)
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
 
 
 def test_a_package_is_installed_editable_with_its_extras_groups_and_requirements(
@@ -133,6 +126,94 @@ def test_configured_pytest_arguments_come_before_those_after_the_double_dash() -
         "-x",
     ]
     assert testfleet.nox.randomized_args(Environment(), ["--seeds", "2"]) == ["--seeds", "2"]
+
+
+class RecordingSession:
+    """What the session functions call on a nox session, recorded; ``run`` fails on request."""
+
+    name = "tests_parallel"
+    venv_backend = "none"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.posargs = ["-x"]
+        self.fail = fail
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def run(self, *args: str) -> None:
+        self.calls.append(("run", args))
+        if self.fail:
+            raise nox.command.CommandFailed("Returned code 1")
+
+    def log(self, message: str) -> None:
+        self.calls.append(("log", (message,)))
+
+    def warn(self, message: str) -> None:
+        self.calls.append(("warn", (message,)))
+
+
+def run_parallel_session(environment: Environment, session: RecordingSession) -> None:
+    function = testfleet.nox.make_sessions(environment)["tests_parallel"]
+    function(cast(nox.Session, session))
+
+
+def test_the_parallel_session_runs_in_collection_order_unless_random_order_is_set() -> None:
+    session = RecordingSession()
+    run_parallel_session(Environment(coverage=False), session)
+    command = ["python", "-m", "testfleet", "run", "--", "-p", "no:randomly", "-x"]
+    assert session.calls == [("run", tuple(command))]
+
+
+def test_a_random_order_seed_is_printed_and_passed_to_pytest_randomly() -> None:
+    session = RecordingSession()
+    run_parallel_session(Environment(coverage=False, random_order=4242), session)
+    again = "TESTFLEET_RANDOM_ORDER=4242 nox -s tests_parallel"
+    command = ["python", "-m", "testfleet", "run", "--", "-p", "randomly"]
+    assert session.calls == [
+        ("log", (f"random order: pytest-randomly seed 4242 (again: {again})",)),
+        ("run", (*command, "--randomly-seed=4242", "-x")),
+    ]
+
+
+def test_a_run_that_fails_in_a_fresh_random_order_names_the_command_that_repeats_it() -> None:
+    session = RecordingSession(fail=True)
+    with pytest.raises(nox.command.CommandFailed):
+        run_parallel_session(Environment(coverage=False, random_order="fresh"), session)
+    (_, (announced,)), (_, run), (kind, (warning,)) = session.calls
+    seed = int(announced.split()[4])
+    assert f"--randomly-seed={seed}" in run
+    assert kind == "warn"
+    assert warning == (
+        f"failed in the random order of seed {seed}; "
+        f"reproduce with: TESTFLEET_RANDOM_ORDER={seed} nox -s tests_parallel"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("off", "off"), ("Fresh", "fresh"), ("0", 0), (" 123 ", 123)]
+)
+def test_random_order_is_off_fresh_or_a_seed(
+    project: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: object
+) -> None:
+    monkeypatch.setenv("TESTFLEET_RANDOM_ORDER", text)
+    assert Environment.from_config(config.load()).random_order == expected
+
+
+@pytest.mark.parametrize("text", ["on", "-1", "4294967296", "1.5"])
+def test_a_random_order_that_is_no_seed_is_refused_naming_the_setting(
+    project: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv("TESTFLEET_RANDOM_ORDER", text)
+    with pytest.raises(config.ConfigError, match="TESTFLEET_RANDOM_ORDER") as raised:
+        config.load().get("random_order")
+    assert "off, fresh or a seed" in str(raised.value) or "no pytest-randomly seed" in str(
+        raised.value
+    )
+
+
+def test_random_order_in_the_table_takes_a_seed_as_a_number(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.testfleet]\nrandom_order = 7\n")
+    assert Environment.from_config(config.load()).random_order == 7
+    assert Environment.from_config(config.load()).random_order != "7"
 
 
 def test_register_adds_the_four_sessions_with_settings_from_the_table(

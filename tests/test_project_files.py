@@ -42,13 +42,20 @@ def test_the_readme_gives_exactly_two_commands_for_a_fresh_machine() -> None:
                 assert "dev" in extras
 
 
-def test_ci_runs_the_readme_test_command_word_for_word() -> None:
-    _, test_suite = readme_commands()
-    setup = " && ".join(
-        part for part in test_suite.split(" && ") if "venv" not in part and "activate" not in part
-    )
-    script = ROOT.joinpath(".ci", "run").read_text()
-    assert setup in script.splitlines()
+def test_ci_runs_the_readme_main_job_word_for_word_once_in_a_random_order() -> None:
+    main_job, _ = readme_commands()
+    lines = ROOT.joinpath(".ci", "run").read_text().splitlines()
+    assert lines.count(main_job) == 1
+    # The one run of the suite is in a random order, set before it.
+    exported = lines.index("export TESTFLEET_RANDOM_ORDER=$seed")
+    assert exported < lines.index(main_job)
+    # ... and it is the only one: no other pytest run or test session.
+    others = [line for line in lines if "-m pytest" in line or "nox -s tests" in line]
+    assert not others
+    # The Docker step comes after the checks, guarded, before the closing count line.
+    docker = lines.index("if [ -f .ci/docker ]; then")
+    assert lines.index("nox --no-venv -s lint typecheck || exit $?") < docker
+    assert docker < lines.index("python3 - \"$report\" <<'PY'")
     result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], check=False)
     assert result.returncode == 0
 
@@ -66,6 +73,18 @@ def test_nox_lists_the_sessions_the_docs_promise() -> None:
     readme = ROOT.joinpath("README.md").read_text()
     for session in sessions:
         assert f"nox -s {session}" in readme
+
+
+def test_the_quick_loop_keeps_at_least_80_percent_of_the_tests(
+    request: pytest.FixtureRequest,
+) -> None:
+    # The tests of this run: in the whole suite's run (CI), all of them. nox -s tests_fast
+    # leaves out the `e2e` ones; were they more than a fifth, it would no longer be the suite.
+    items = request.session.items
+    e2e = [item.nodeid for item in items if item.get_closest_marker("e2e")]
+    assert len(e2e) <= 0.2 * len(items), f"{len(e2e)} of {len(items)} tests are marked e2e"
+    noxfile = ROOT.joinpath("noxfile.py").read_text()
+    assert '"-m", "not e2e"' in noxfile
 
 
 def test_invoke_lists_ci_and_baseline_with_a_line_each() -> None:

@@ -69,7 +69,7 @@ def test_the_reversed_run_comes_first_and_each_run_has_its_order() -> None:
     assert [run.label for run in randomized.plan([7], reverse=False)] == ["seed 7"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_suite_with_xdist_in_addopts_is_reversed_randomized_and_bisected(
     addopts_suite: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +136,7 @@ def copy_planted(target: Path) -> Path:
     return target
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_randomized_gives_each_planted_defect_its_class_and_accuses_no_healthy_test(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -189,7 +189,7 @@ def test_finds_the_admin():
 """
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_classify_and_bisect_work_on_a_suite_with_xdist_in_addopts(
     addopts_suite: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -217,7 +217,7 @@ def test_classify_and_bisect_work_on_a_suite_with_xdist_in_addopts(
     )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_order_section_goes_to_the_summary_and_the_step_summary(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

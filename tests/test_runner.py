@@ -277,7 +277,7 @@ def run_command_on_one_worker(
     )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_installed_testfleet_runs_pytest_in_its_process_without_a_warning_about_itself(
     pytester: pytest.Pytester, tmp_path: Path, wheel: Path
 ) -> None:
@@ -322,7 +322,7 @@ def test_victim():
 """
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_randomized_prints_a_command_per_seed_that_reproduces_its_result(
     pytester: pytest.Pytester, capfd: pytest.CaptureFixture[str]
 ) -> None:

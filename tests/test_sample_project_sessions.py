@@ -97,6 +97,7 @@ def run(command: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.e2e
 def test_invoke_ci_and_the_randomized_session_pass_in_a_sample_project(tmp_path: Path) -> None:
     # No virtualenvs (as in a container image): the sessions use this environment.
     sample = write_sample(tmp_path / "flat", src_layout=False)
@@ -124,7 +125,7 @@ def test_invoke_ci_and_the_randomized_session_pass_in_a_sample_project(tmp_path:
     assert hello.stdout.strip() == "hello from the project's own task"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_tests_parallel_installs_the_project_and_testfleet_into_its_own_environment(
     tmp_path: Path,
 ) -> None:

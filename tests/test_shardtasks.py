@@ -14,8 +14,8 @@ import pytest
 from invoke.config import Config
 from invoke.context import Context
 from invoke.exceptions import Exit
-from tests.test_combine import shard_reports
 
+from test_combine import shard_reports
 from testfleet.sharding import tasks as shardtasks
 from testfleet.sharding.plan import ShardSpec
 

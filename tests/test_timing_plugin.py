@@ -93,7 +93,8 @@ def worker_args(workers: int) -> list[str]:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:randomly", *args)
+    """The inner run in this process: no interpreter to start, nothing to import again."""
+    return pytester.runpytest("-p", "no:randomly", *args)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
@@ -291,7 +292,10 @@ def test_an_interrupted_run_leaves_the_previous_report_as_it_was(pytester: pytes
             raise KeyboardInterrupt
         """
     )
-    result = run(pytester, "-p", "no:xdist", "--testfleet-report", "r.json")
+    # In a process of its own: the KeyboardInterrupt would reach this run too.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "-p", "no:xdist", "--testfleet-report", "r.json"
+    )
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         ["testfleet: timing report not written (*exit status 2*); *r.json is left as it was"]

@@ -31,13 +31,15 @@ from urllib.parse import unquote, urlparse
 import nox
 
 from testfleet import __version__
+from testfleet.runs import order
 from testfleet.settings import config as config_mod
 
 SESSIONS = ("tests", "tests_parallel", "randomized", "coverage")
 #: Sessions that a bare ``nox`` runs; the others run when named (``nox -s randomized``).
 DEFAULT_SESSIONS = ("tests_parallel",)
-#: Deterministic order in the serial and parallel sessions: order is `randomized`'s business.
-FIXED_ORDER = ("-p", "no:randomly")
+#: Deterministic order in the serial and parallel sessions unless ``random_order`` asks:
+#: order is `randomized`'s business.
+FIXED_ORDER = order.FIXED_ORDER
 COVERAGE_REQUIREMENT = "coverage[toml]>=7.10.3"
 RANDOMLY_REQUIREMENT = "pytest-randomly>=3.15"
 
@@ -59,6 +61,8 @@ class Environment:
     testfleet: str | None = None
     coverage: bool = True
     pytest_args: tuple[str, ...] = ()
+    #: ``off``, ``fresh`` or a seed: the order of ``tests`` and ``tests_parallel``.
+    random_order: order.RandomOrder = order.OFF
 
     @classmethod
     def from_config(cls, settings: config_mod.Config) -> Environment:
@@ -71,6 +75,7 @@ class Environment:
             testfleet=settings.get("testfleet_requirement"),
             coverage=bool(settings.get("coverage")),
             pytest_args=tuple(settings.get("pytest_args")),
+            random_order=settings.get("random_order"),
         )
 
     def install_args(self, project: Path, *tools: str) -> list[str]:
@@ -143,9 +148,36 @@ def _same_directory(requirement: str, project: Path) -> bool:
     return candidate.is_dir() and candidate.resolve() == project.resolve()
 
 
-def pytest_args(environment: Environment, posargs: Sequence[str]) -> list[str]:
-    """The sessions' pytest arguments: the configured ones, then those after ``--``."""
-    return [*FIXED_ORDER, *environment.pytest_args, *posargs]
+def pytest_args(
+    environment: Environment, posargs: Sequence[str], seed: int | None = None
+) -> list[str]:
+    """The sessions' pytest arguments: the order, the configured ones, then those after ``--``."""
+    return [*order.order_args(seed), *environment.pytest_args, *posargs]
+
+
+def run_in_order(session: nox.Session, environment: Environment, *testfleet_args: str) -> None:
+    """``testfleet RUN-ARGS -- PYTEST-ARGS`` in the configured order; a random one is announced.
+
+    The seed is printed before the run, and after a failure with the command that repeats
+    it: an order-dependent failure is only worth its report when it can be had again.
+    """
+    seed = order.seed_of(environment.random_order)
+    if seed is not None:
+        install(session, environment, RANDOMLY_REQUIREMENT)
+    else:
+        install(session, environment)
+    args = pytest_args(environment, session.posargs, seed)
+    command = environment.testfleet_command(*testfleet_args, "--", *args)
+    if seed is None:
+        session.run(*command)
+        return
+    repeat = order.repeat_command(seed, session.name)
+    session.log(f"random order: pytest-randomly seed {seed} (again: {repeat})")
+    try:
+        session.run(*command)
+    except nox.command.CommandFailed:
+        session.warn(f"failed in the random order of seed {seed}; reproduce with: {repeat}")
+        raise
 
 
 def randomized_args(environment: Environment, posargs: Sequence[str]) -> list[str]:
@@ -171,15 +203,11 @@ def make_sessions(environment: Environment) -> dict[str, Callable[[nox.Session],
 
     def tests(session: nox.Session) -> None:
         """Run the suite serially, in a fixed order, without xdist; timing report as configured."""
-        install(session, environment)
-        args = pytest_args(environment, session.posargs)
-        session.run(*environment.testfleet_command("run", "--workers", "1", "--", *args))
+        run_in_order(session, environment, "run", "--workers", "1")
 
     def tests_parallel(session: nox.Session) -> None:
         """Run the suite on $PYTEST_WORKERS workers (default auto), then `serial` tests alone."""
-        install(session, environment)
-        args = pytest_args(environment, session.posargs)
-        session.run(*environment.testfleet_command("run", "--", *args))
+        run_in_order(session, environment, "run")
 
     def randomized(session: nox.Session) -> None:
         """Run the suite in random order with $TESTFLEET_SEEDS seeds (default 3); -- --seeds N."""

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from testfleet.core import paths
 from testfleet.core.workers import WORKERS_ENV
-
-# Light: the Neo4j settings' own checks, whose messages explain the choices.
+from testfleet.runs import order
 from testfleet.runs.commands import DEFAULT_DIST, DIST_CHOICES
 from testfleet.settings import argtypes
 from testfleet.settings.kinds import (
@@ -28,6 +27,7 @@ from testfleet.settings.kinds import (
     INVOKE_CI,
     PATH,
     WORKERS,
+    Kind,
     Option,
     Setting,
     integer,
@@ -122,6 +122,21 @@ SETTINGS: tuple[Setting, ...] = (
                 type=argtypes.positive_int,
             ),
         ),
+    ),
+    Setting(
+        "random_order",
+        Kind(
+            "off, fresh or a seed (a whole number)",
+            order.parse_random_order,
+            (int, str),
+            convert=order.parse_random_order,
+        ),
+        order.OFF,
+        order.RANDOM_ORDER_ENV,
+        "order of the tests and tests_parallel sessions (so of invoke ci): off, the collection "
+        "order; fresh, a new pytest-randomly seed each run; or that seed. The seed is printed, "
+        "and on failure the command that repeats the run",
+        RUN,
     ),
     # Reports and CI
     Setting(
