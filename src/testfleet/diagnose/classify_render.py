@@ -27,6 +27,12 @@ def _reruns(verdict: Verdict) -> str:
         parts.append(f"in suite order {_tally(verdict.in_suite)}")
     if verdict.beside:
         parts.append(f"under xdist beside its neighbours {_tally(verdict.beside)}")
+    found = verdict.collision
+    if found.replays:
+        parts.append(
+            f"{found.replays} replays beside the {len(found.overlapping)} tests that overlapped "
+            "it" + (f": collides with {', '.join(found.names)}" if found.found else "")
+        )
     return ", ".join(parts)
 
 
@@ -48,6 +54,14 @@ def _advice(result: Classification) -> list[tuple[str, str | None]]:
                 None,
             )
         )
+    for verdict in result.of("parallel-only"):
+        if verdict.collision.found:
+            text = (
+                f"parallel-only: {verdict.nodeid} collides with "
+                f"{', '.join(verdict.collision.names)} when they run at the same time on two "
+                "workers; replay the collision with"
+            )
+            advice.append((text, shlex.join(result.reproduce(verdict))))
     for verdict in result.of("order-dependent"):
         if verdict.needs_other_worker:
             text = (
@@ -68,7 +82,9 @@ def _advice(result: Classification) -> list[tuple[str, str | None]]:
             (
                 f"undecided: {len(undecided)} tests failed under xdist and passed every "
                 f"rerun, {result.runs} serial and {result.runs} under xdist beside the tests "
-                "that ran with them: flaky or parallel-only, the reruns cannot tell. More "
+                f"that ran with them, and {sum(v.collision.replays for v in undecided)} "
+                "replays beside the tests that overlapped them: flaky or parallel-only, the "
+                "reruns cannot tell. More "
                 "reruns (--runs) may show a failure again; its history tells whether it also "
                 "fails in serial runs",
                 None,
