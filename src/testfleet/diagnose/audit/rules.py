@@ -47,6 +47,8 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
 
     def run(self) -> list[Hit]:
         """Every rule's hits in this module, in no particular order."""
+        self.index_shared_names()
+        self.index_helpers()
         if self.scopes:
             # Module-level statements of a test module run for its tests too.
             top = [
@@ -93,6 +95,7 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
         for node in ast.walk(func):
             if isinstance(node, ast.Call):
                 self._check_path_call(node, local)
+                self.check_helper_call(node)
                 self._check_port_call(node)
                 self._check_db_call(node)
                 self._check_query(node)
