@@ -17,8 +17,6 @@ own with its own environment): it is order dependence, the business of `testflee
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shlex
@@ -143,12 +141,8 @@ def run_trial(path: Path, kind: str, runs: int = 1) -> Trial:
 
 def reproduces(path: Path, command: str) -> bool:
     """Whether the reproduce command shows the failure again (it exits 1 when it does)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        done = subprocess.run(
-            [*shlex.split(command), "--times", "2"],
-            cwd=path,
-            env=clean_env(),
-            capture_output=True,
-            check=False,
-        )
+    done = subprocess.run(
+        [*shlex.split(command), "--times", "2"], cwd=path, env=clean_env(), capture_output=True,
+        check=False,
+    )  # fmt: skip
     return done.returncode == 1

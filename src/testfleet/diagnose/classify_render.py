@@ -41,6 +41,20 @@ def _tally(outcomes: Sequence[str]) -> str:
     return f"{passed}/{len(outcomes)} passed"
 
 
+def _collisions(result: Classification) -> list[tuple[str, str | None]]:
+    """Each parallel-only test whose replays named the test it collides with."""
+    return [
+        (
+            f"parallel-only: {verdict.nodeid} collides with "
+            f"{', '.join(verdict.collision.names)} when they run at the same time on two "
+            "workers; replay the collision with",
+            shlex.join(result.reproduce(verdict)),
+        )
+        for verdict in result.of("parallel-only")
+        if verdict.collision.found
+    ]
+
+
 def _advice(result: Classification) -> list[tuple[str, str | None]]:
     """What to do next: (text, command to run or None)."""
     advice: list[tuple[str, str | None]] = []
@@ -54,14 +68,7 @@ def _advice(result: Classification) -> list[tuple[str, str | None]]:
                 None,
             )
         )
-    for verdict in result.of("parallel-only"):
-        if verdict.collision.found:
-            text = (
-                f"parallel-only: {verdict.nodeid} collides with "
-                f"{', '.join(verdict.collision.names)} when they run at the same time on two "
-                "workers; replay the collision with"
-            )
-            advice.append((text, shlex.join(result.reproduce(verdict))))
+    advice += _collisions(result)
     for verdict in result.of("order-dependent"):
         if verdict.needs_other_worker:
             text = (
