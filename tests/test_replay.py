@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from testfleet.diagnose import collide, replay
+from testfleet.diagnose.barrier import Side
 from testfleet.diagnose.replay import Partner
-from testfleet.diagnose.replay_hooks import Side
 
 
 def record(

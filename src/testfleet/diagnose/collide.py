@@ -29,9 +29,9 @@ from typing import Any
 
 from testfleet.core.atomic import write_json_atomic
 from testfleet.diagnose import replay
+from testfleet.diagnose.barrier import Side
 from testfleet.diagnose.probes import fixed_order_args, split_args
 from testfleet.diagnose.replay import Collision, Partner
-from testfleet.diagnose.replay_hooks import Side
 from testfleet.runs import commands
 from testfleet.scheduling import ordering
 from testfleet.timing import report as reports
