@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.diagnose import classify
+from testfleet.diagnose import classify, classify_render, collide
+from testfleet.diagnose.replay import Collide, ColliderFactory, Collision, Partner
 from testfleet.timing.records import SCHEMA
 
 SUITE = ["t.py::setup", "t.py::a", "t.py::b", "t.py::victim", "t.py::z"]
@@ -79,12 +80,14 @@ def parallel_run(tmp_path: Path) -> Path:
     return report
 
 
-def classified(tmp_path: Path, rule: Rule) -> tuple[classify.Verdict, FakePytest]:
+def classified(
+    tmp_path: Path, rule: Rule, collider: ColliderFactory = collide.Collider
+) -> tuple[classify.Verdict, FakePytest]:
     fake = FakePytest(rule)
     lines: list[str] = []
     result = classify.classify(
         parallel_run(tmp_path), [], 2, 5.0, output=tmp_path / "c.json", echo=lines.append,
-        runner=fake,
+        runner=fake, collider=collider,
     )  # fmt: skip
     (verdict,) = result.verdicts
     assert not [line for line in lines if "t.py::a t.py::b" in line], "no lists of node ids"
@@ -136,3 +139,36 @@ def test_the_rollback_switch_follows_the_project(
         runner=FakePytest(lambda mode, before, workers: "failed" if mode == "beside" else "passed"),
     )  # fmt: skip
     assert result.to_json()["rollback"] == "testfleet run --workers 1"
+
+
+def collider_finding(partners: tuple[Partner, ...]) -> ColliderFactory:
+    """A collider that finds ``partners`` for every failure it is asked about."""
+
+    def factory(args: object, runs: int, scratch: Path, output: Path) -> Collide:
+        plan = output.parent / "plan.json" if partners else None
+        overlap = (Partner("t.py::setup", "gw0", -0.5),)
+        return lambda report, nodeid, worker: Collision(overlap, partners, 4, plan)
+
+    return factory
+
+
+def test_a_failure_that_collides_in_the_replays_is_parallel_only_with_its_partner(
+    tmp_path: Path,
+) -> None:
+    partner = Partner("t.py::setup", "gw0", -0.5)
+    verdict, _ = classified(tmp_path, lambda *_: "passed", collider_finding((partner,)))
+    assert (verdict.cls, verdict.collision.names) == ("parallel-only", ["t.py::setup"])
+    result = json.loads((tmp_path / "c.json").read_text())["results"][0]
+    assert (result["collides_with"], result["replays"]) == (["t.py::setup"], 4)
+    assert result["reproduce"].endswith(f"-m testfleet.diagnose.collide {tmp_path / 'plan.json'}")
+
+
+def test_a_failure_the_replays_do_not_repeat_stays_undecided_with_the_count(
+    tmp_path: Path,
+) -> None:
+    verdict, _ = classified(tmp_path, lambda *_: "passed", collider_finding(()))
+    assert (verdict.cls, verdict.collision.replays) == ("undecided", 4)
+    result = classify.Classification(None, tmp_path, 5, 2, 5.0, [], [verdict])
+    lines = classify_render.render_text(result)
+    assert "4 replays beside the 1 tests that overlapped it)" in lines[1]
+    assert "and 4 replays beside the tests that overlapped them" in lines[2]

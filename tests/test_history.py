@@ -14,7 +14,7 @@ import pytest
 
 from testfleet.cli.program import main
 from testfleet.core.atomic import write_json_atomic
-from testfleet.history import analysis, schema, settings
+from testfleet.history import analysis, render, schema, settings
 from testfleet.history.record import append, record_after_run
 from testfleet.history.store import HistoryError, open_history
 from testfleet.timing.records import TimingRecord, build_report
@@ -577,3 +577,38 @@ def test_a_corrupt_history_does_not_fail_the_run_or_lose_its_report(
     assert f"record it later with `testfleet history import {REPORT}`" in err
     assert json.loads((pytester.path / REPORT).read_text())["summary"]["tests"] == 1
     assert history.read_bytes() == before
+
+
+def test_tests_too_flaky_or_colliding_and_not_fixed_are_listed_to_quarantine_with_commands(
+    history: Path,
+) -> None:
+    collides = ("t.py::collides", "failed", 0.1)
+    append(history, [make_report("r1", [collides], commit="aaa", start=1)], {}, classes={
+        "t.py::collides": "parallel-only"
+    })  # fmt: skip
+    append(
+        history, [make_report("r2", [("t.py::collides", "passed", 0.1)], workers=1, start=2)], {}
+    )
+    result = analyze(history)
+    assert result["quarantine"] == [
+        {
+            "nodeid": "t.py::collides",
+            "reason": "parallel-only in run r1, and no parallel run has passed it since",
+        }
+    ]
+    text = render.render(result, "text")
+    assert "  leave them out of the run: --deselect t.py::collides" in text
+    assert "  run them apart: pytest -p no:randomly -n 0 t.py::collides || true" in text
+    assert "### To quarantine" in render.render(result, "markdown")
+    # Fixed: a parallel run passes it; a test that is flaky above the threshold stays.
+    flaky = [("t.py::flaky", "failed", 0.1)]
+    third = make_report(
+        "r3", [("t.py::collides", "passed", 0.1), *flaky], start=3, commit="bbb",
+        reruns=[("t.py::flaky", "passed", 0.1)],
+    )  # fmt: skip
+    append(history, [third], {})
+    append(history, [make_report("r4", flaky, start=4, commit="ccc")], {})
+    assert analyze(history)["quarantine"] == [
+        {"nodeid": "t.py::flaky", "reason": "flaky in 50% of its runs (above 5%)"}
+    ]
+    assert "to quarantine" not in render.render(analyze(history, threshold=60), "text")

@@ -13,6 +13,7 @@ import pytest
 
 from testfleet import hookspecs
 from testfleet.core import workers
+from testfleet.diagnose import replay_hooks
 from testfleet.isolation import names as isolation
 from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
@@ -34,6 +35,7 @@ RECORDER_NAME = "testfleet-timing"
 XDIST_HOOKS_NAME = "testfleet-xdist"
 SERIAL_GATE_NAME = "testfleet-serial-gate"
 ORDER_HOOKS_NAME = "testfleet-order"
+REPLAY_HOOKS_NAME = "testfleet-replay"
 STOP_ERRORS_KEY = pytest.StashKey[list[str]]()
 
 
@@ -82,6 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if order_file or config.getoption("testfleet_reverse"):
         given = config.invocation_params.dir / order_file if order_file else None
         config.pluginmanager.register(order_hooks.OrderHooks(given), ORDER_HOOKS_NAME)
+    replay_file = config.getoption("testfleet_replay_file")
+    if replay_file:
+        side = config.invocation_params.dir / replay_file
+        config.pluginmanager.register(replay_hooks.ReplayHooks(side), REPLAY_HOOKS_NAME)
     scheduler_plugin.register(config)
 
 

@@ -1,10 +1,10 @@
 """Tell why the tests of a run failed: failure, parallel-only, flaky, order-dependent, undecided.
 
-Each failed test runs again, ``runs`` times, in two modes: serially in its order context
-(the tests that ran before it on its worker, in the same order, in one process) and alone
-(a process of its own); where those leave the class open, once in the suite's own serial
-order, or ``runs`` times under xdist beside the tests that ran before it or at the same
-time (see `reruns`). The outcomes decide its class:
+Each failed test runs again, ``runs`` times, serially in its order context (the tests that
+ran before it on its worker, in one process) and alone; where those leave the class open,
+once in the suite's serial order, ``runs`` times under xdist beside its neighbours (see
+`reruns`), and replayed beside the tests that overlapped it on other workers (see `replay`).
+The outcomes decide its class:
 
 - ``flaky``: both outcomes in one mode;
 - ``failure``: fails in every mode;
@@ -12,9 +12,8 @@ time (see `reruns`). The outcomes decide its class:
   fails in its worker's order and alone but passes in the suite's serial order: it needs
   a test that ran on another worker;
 - ``parallel-only``: failed on an xdist worker, passes every serial rerun, and failed
-  again under xdist beside its neighbours;
-- ``undecided``: failed on an xdist worker and passed every rerun, serial and parallel:
-  flaky or parallel-only, the reruns cannot tell which.
+  again under xdist beside its neighbours or replayed beside a test it collides with;
+- ``undecided``: failed on an xdist worker and passed every rerun and replay.
 
 The reruns go into the timing report as attempts 2, 3, ... of the failed tests.
 """
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.core.atomic import write_json_atomic
-from testfleet.diagnose import reruns
+from testfleet.diagnose import collide, replay, reruns
 from testfleet.diagnose.classify_render import render_text, rollback_command
 from testfleet.diagnose.probes import xdist_off
 from testfleet.diagnose.reruns import (
@@ -306,6 +305,7 @@ def classify(
     run_id: str | None = None,
     echo: Echo = print,
     runner: Runner = run_quietly,
+    collider: replay.ColliderFactory = collide.Collider,
 ) -> Classification:
     """Classify the failed tests of the run in ``report_path``; update it, write ``output``."""
     report = reports.load(report_path, run_id=run_id)
@@ -336,6 +336,7 @@ def classify(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".testfleet-classify-", dir=report_path.parent) as tmp:
         records = rerun(verdicts, pytest_args, runs, Path(tmp), echo, runner)
+        replay.replay_open(report, verdicts, collider(pytest_args, runs, Path(tmp), output), echo)
     # Both files are replaced in one rename each: a reader never sees half of either.
     write_json_atomic(report_path, add_reruns(report, records, result.counts()))
     write_json_atomic(output, result.to_json())

@@ -27,12 +27,48 @@ def _reruns(verdict: Verdict) -> str:
         parts.append(f"in suite order {_tally(verdict.in_suite)}")
     if verdict.beside:
         parts.append(f"under xdist beside its neighbours {_tally(verdict.beside)}")
+    found = verdict.collision
+    if found.replays:
+        parts.append(
+            f"{found.replays} replays beside the {len(found.overlapping)} tests that overlapped "
+            "it" + (f": collides with {', '.join(found.names)}" if found.found else "")
+        )
     return ", ".join(parts)
 
 
 def _tally(outcomes: Sequence[str]) -> str:
     passed = sum(not failed(o) for o in outcomes)
     return f"{passed}/{len(outcomes)} passed"
+
+
+def _collisions(result: Classification) -> list[tuple[str, str | None]]:
+    """Each parallel-only test whose replays named the test it collides with."""
+    return [
+        (
+            f"parallel-only: {verdict.nodeid} collides with "
+            f"{', '.join(verdict.collision.names)} when they run at the same time on two "
+            "workers; replay the collision with",
+            shlex.join(result.reproduce(verdict)),
+        )
+        for verdict in result.of("parallel-only")
+        if verdict.collision.found
+    ]
+
+
+def _undecided(result: Classification) -> list[tuple[str, str | None]]:
+    undecided = result.of("undecided")
+    if not undecided:
+        return []
+    text = (
+        f"undecided: {len(undecided)} tests failed under xdist and passed every "
+        f"rerun, {result.runs} serial and {result.runs} under xdist beside the tests "
+        f"that ran with them, and {sum(v.collision.replays for v in undecided)} "
+        "replays beside the tests that overlapped them: flaky or parallel-only, the "
+        "reruns cannot tell. More "
+        "reruns (--runs) may show a failure again; its history tells whether it also "
+        "fails in serial runs"
+    )
+    return [(text, None)]
 
 
 def _advice(result: Classification) -> list[tuple[str, str | None]]:
@@ -48,6 +84,7 @@ def _advice(result: Classification) -> list[tuple[str, str | None]]:
                 None,
             )
         )
+    advice += _collisions(result)
     for verdict in result.of("order-dependent"):
         if verdict.needs_other_worker:
             text = (
@@ -62,18 +99,7 @@ def _advice(result: Classification) -> list[tuple[str, str | None]]:
                 "that breaks it with"
             )
         advice.append((text, shlex.join(result.bisect(verdict))))
-    undecided = result.of("undecided")
-    if undecided:
-        advice.append(
-            (
-                f"undecided: {len(undecided)} tests failed under xdist and passed every "
-                f"rerun, {result.runs} serial and {result.runs} under xdist beside the tests "
-                "that ran with them: flaky or parallel-only, the reruns cannot tell. More "
-                "reruns (--runs) may show a failure again; its history tells whether it also "
-                "fails in serial runs",
-                None,
-            )
-        )
+    advice += _undecided(result)
     flaky = len(result.of("flaky"))
     if flaky:
         share = (

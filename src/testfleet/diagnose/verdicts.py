@@ -14,6 +14,7 @@ from typing import Any
 
 from testfleet.core import paths
 from testfleet.core.workers import MAIN_WORKER
+from testfleet.diagnose import collide, replay
 from testfleet.diagnose.reruns import failed, rerun_command
 
 SCHEMA = "testfleet.classification/1"
@@ -47,6 +48,8 @@ class Verdict:
     suite_context: list[str] = field(default_factory=list)
     #: Outcomes under xdist beside its neighbours.
     beside: list[str] = field(default_factory=list)
+    #: What replaying it beside the tests that overlapped it found (see `replay`).
+    collision: replay.Collision = field(default_factory=replay.Collision)
 
     @property
     def parallel(self) -> bool:
@@ -131,7 +134,9 @@ class Classification:
         return self.over_threshold or bool(self.of("parallel-only"))
 
     def reproduce(self, verdict: Verdict) -> list[str]:
-        """The serial command that shows the test's outcome: in its context, or alone."""
+        """The command that shows the test's outcome: its collision, its context, or alone."""
+        if verdict.collision.plan is not None:
+            return collide.reproduce_command(verdict.collision.plan)
         if verdict.cls == "order-dependent":
             return rerun_command(self.order_of(verdict)[1], self.pytest_args)
         return rerun_command([verdict.nodeid], self.pytest_args)
@@ -166,6 +171,7 @@ class Classification:
                 "beside": v.beside,
             },
             "needs_other_worker": v.needs_other_worker,
+            **v.collision.to_json(),
             "reproduce": shlex.join(self.reproduce(v)),
             "bisect": (shlex.join(self.bisect(v)) if v.cls == "order-dependent" else None),
         }

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from testfleet.history import quarantine
 from testfleet.history.store import FAILED, PASSED
 from testfleet.reporting.analysis import Thresholds
 
@@ -160,6 +161,7 @@ def analyze(conn: sqlite3.Connection, window: Window = Window()) -> dict[str, An
     newly = [r for r in flaky if r["new"]]
     over = [r for r in newly if r["flake_rate"] > window.threshold]
     serial = _serial_reference(conn, window)
+    held = quarantine.find(conn, runs, flaky, window.threshold)
     return {
         "window": {
             "runs": window.runs,
@@ -175,6 +177,7 @@ def analyze(conn: sqlite3.Connection, window: Window = Window()) -> dict[str, An
         "newly_flaky": newly,
         "over_threshold": over,
         "slower": slower,
+        "quarantine": held,
     }
 
 

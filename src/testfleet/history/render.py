@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from testfleet.history import quarantine
+
 FORMATS = ("text", "markdown", "json")
 #: Rows of each list in text and markdown; JSON has them all.
 SHOWN = 20
@@ -104,7 +106,18 @@ def _text(analysis: Mapping[str, Any]) -> str:
         [["earlier", "recent", "ratio", "test"]]
         + [_slower_cells(r) for r in analysis["slower"][:SHOWN]]
     )
+    out += _quarantine_text(analysis.get("quarantine", []))
     return "\n".join(out) + "\n"
+
+
+def _quarantine_text(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """The tests to run apart, why, and the two commands; nothing when there are none."""
+    if not rows:
+        return []
+    deselect, apart = quarantine.commands(rows)
+    out = ["", f"to quarantine ({len(rows)}): run them apart until they are fixed"]
+    out += [f"  {row['nodeid']}: {row['reason']}" for row in rows[:SHOWN]]
+    return [*out, f"  leave them out of the run: {deselect}", f"  run them apart: {apart}"]
 
 
 def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -141,6 +154,12 @@ def _markdown(analysis: Mapping[str, Any]) -> str:
             ["rate", "flaky runs", "", "test"],
             [[*c[:3], f"`{c[3]}`"] for c in map(_flaky_cells, analysis["flaky"][:SHOWN])],
         )
+    held = analysis.get("quarantine", [])
+    if held:
+        deselect, apart = quarantine.commands(held)
+        out += ["", "### To quarantine", ""]
+        out += _md_table(["test", "why"], [[f"`{r['nodeid']}`", r["reason"]] for r in held])
+        out += ["", f"Leave them out of the run: `{deselect}`; run them apart: `{apart}`"]
     if analysis["slower"]:
         out += ["", "### Slower in the recent runs", ""]
         out += _md_table(

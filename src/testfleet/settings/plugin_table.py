@@ -312,6 +312,15 @@ PLUGIN_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         PYTEST,
+        ("--testfleet-replay-file",),
+        "wait at the barrier FILE names before the first test, to start it together with "
+        "other pytest processes (the replays of `testfleet classify`).",
+        dest="testfleet_replay_file",
+        metavar="FILE",
+        default=None,
+    ),
+    Option(
+        PYTEST,
         ("--testfleet-reverse",),
         "run the collected tests in reverse order (finds tests that need an earlier "
         "test, or that a later one breaks).",

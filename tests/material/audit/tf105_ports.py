@@ -5,6 +5,9 @@ import socket
 import urllib.request
 
 PORT = 8080  # TF105
+serverPort = 9090  # TF105
+MAX_IMPORTS = 10
+REPORTS_KEPT = 20
 
 
 def test_binds_a_fixed_port():

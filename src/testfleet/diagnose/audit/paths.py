@@ -1,8 +1,15 @@
-"""Checks of paths and files: TF101, TF102, and TF110 for files other tests write"""
+"""Checks of paths and files: TF101, TF102, and TF110 for files other tests write.
+
+A fixed name is shared wherever it lives outside the test's own directory: the current
+directory (every worker runs in it), the system temp directory and the home directory
+(every worker and every run on the machine). Writes through a helper of the same module
+count where the test or fixture calls the helper.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 from testfleet.diagnose.audit.core import AuditBase
@@ -14,6 +21,7 @@ from testfleet.diagnose.audit.vocabulary import (
     READ_PATH_CALLS,
     RESTORING_METHODS,
     SHARED_ABSOLUTE,
+    SHARED_HOME_CALLS,
     SHARED_RELATIVE,
     SHARED_TEMP_CALLS,
     WRITE_PATH_CALLS,
@@ -21,9 +29,87 @@ from testfleet.diagnose.audit.vocabulary import (
     text_of,
 )
 
+#: A path under the home directory, as the audit writes it: every run of the user shares it.
+SHARED_HOME = re.compile(r"^~(/|$)")
+#: Path-like calls whose result names the same file as their argument.
+SAME_PATH_METHODS = {"expanduser", "resolve", "absolute"}
+
 
 class PathChecks(AuditBase):
     """Checks of paths and files."""
+
+    #: Module-level helpers (neither test nor fixture) that write a fixed shared path:
+    #: name -> (rule, detail, line) of each such write, found by `index_helpers`.
+    helper_writes: dict[str, list[tuple[str, str, int]]]
+
+    def index_shared_names(self) -> None:
+        """Module-level names bound to a fixed name in the temp or home directory."""
+        for stmt in self.tree.body:
+            if not isinstance(stmt, ast.Assign):
+                continue
+            found = self._path_text(stmt.value, frozenset())
+            # Only names built on the temp or home directory (`Path(gettempdir()) / "x"`):
+            # a literal "/tmp/x" is reported where it is written, not at each use.
+            if found is None or not (" in `" in found[1] or SHARED_HOME.match(found[0])):
+                continue
+            for target in stmt.targets:
+                if isinstance(target, ast.Name) and target.id not in self.strings:
+                    self.strings[target.id] = found[0]
+
+    def index_helpers(self) -> None:
+        """The shared writes of each module-level function that is no test or fixture."""
+        scoped = {id(scope.node) for scope in self.scopes}
+        helpers = [
+            stmt
+            for stmt in self.tree.body
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and id(stmt) not in scoped
+        ]
+        self.helper_writes = {}
+        # Twice: a helper that calls a helper defined after it is seen on the second pass.
+        for _ in range(2):
+            for helper in helpers:
+                self.helper_writes[helper.name] = self._writes_in(helper)
+
+    def _writes_in(
+        self, func: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> list[tuple[str, str, int]]:
+        kept, self.hits = self.hits, []
+        try:
+            params = {
+                a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
+            }
+            stored = {
+                n.id
+                for n in ast.walk(func)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            }
+            self.isolated_lines = self.isolated_cwd_lines(func)
+            for node in ast.walk(func):
+                if isinstance(node, ast.Call):
+                    self._check_path_call(node, frozenset(stored | params))
+                    self.check_helper_call(node)
+            return [
+                (hit.rule, hit.detail, hit.line)
+                for hit in self.hits
+                if hit.rule == "TF101"
+                or hit.detail.endswith(" is written")
+                or hit.detail.startswith("calls ")
+            ]
+        finally:
+            self.hits = kept
+
+    def check_helper_call(self, call: ast.Call) -> None:
+        """A call of a helper of this module that writes a fixed shared path."""
+        if not isinstance(call.func, ast.Name):
+            return
+        for rule, detail, line in getattr(self, "helper_writes", {}).get(call.func.id, []):
+            if detail.startswith("calls "):
+                what = detail
+            elif detail.endswith(" is written"):
+                what = f"writes {detail.removesuffix(' is written')}"
+            else:
+                what = f"uses {detail}"
+            self._hit(call, rule, f"calls `{call.func.id}()`, which at line {line} {what}")
 
     def isolated_cwd_lines(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
         """Lines in a block whose working directory is the test's own.
@@ -72,6 +158,8 @@ class PathChecks(AuditBase):
             node = node.args[0]
         if isinstance(node, ast.Call) and self.qualified(node.func) in SHARED_TEMP_CALLS:
             return ast.unparse(node)
+        if isinstance(node, ast.Call) and self._is_home(node):
+            return ast.unparse(node)
         if (
             isinstance(node, ast.Attribute)
             and node.attr == "parent"
@@ -81,13 +169,27 @@ class PathChecks(AuditBase):
             return ast.unparse(node)
         return None
 
+    def _is_home(self, call: ast.Call) -> bool:
+        name = self.qualified(call.func)
+        if name in SHARED_HOME_CALLS:
+            return True
+        return name == "os.path.expanduser" and bool(call.args) and text_of(call.args[0]) == "~"
+
     def _in_temp_root(self, root: ast.AST, name: ast.AST) -> tuple[str, str] | None:
         """A fixed file name in a shared temp directory: the same file for every test."""
         shown_root = self._temp_root(root)
         text = text_of(name)
         if shown_root is None or text is None or "{}" in text:
             return None
-        return f"/tmp/{text}", f"{text!r} in `{shown_root}`"
+        where = "~" if isinstance(root, ast.Call) and self._home_rooted(root) else "/tmp"
+        return f"{where}/{text}", f"{text!r} in `{shown_root}`"
+
+    def _home_rooted(self, node: ast.Call) -> bool:
+        while self.qualified(node.func) in READ_PATH_CALLS and len(node.args) == 1:
+            if not isinstance(node.args[0], ast.Call):
+                return False
+            node = node.args[0]
+        return self._is_home(node)
 
     def _path_text(self, node: ast.AST, local: frozenset[str]) -> tuple[str, str] | None:
         """The literal path an expression starts with, and how to show it."""
@@ -103,6 +205,13 @@ class PathChecks(AuditBase):
                 if joined is not None:
                     return joined
             return self._path_text(node.args[0], local)
+        if isinstance(node, ast.Call) and not node.args:
+            # Path("~/x").expanduser(), P.resolve(): the same file as P.
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+            if method in SAME_PATH_METHODS and isinstance(node.func, ast.Attribute):
+                return self._path_text(node.func.value, local)
+        if isinstance(node, ast.Call) and self.qualified(node.func) == "os.path.expanduser":
+            return self._path_text(node.args[0], local) if node.args else None
         text = text_of(node)
         if text is not None:
             return text, repr(text)
@@ -149,6 +258,10 @@ class PathChecks(AuditBase):
             text, shown = found
             if SHARED_ABSOLUTE.match(text) or SHARED_RELATIVE.match(text):
                 self._hit(candidate, "TF101", f"the shared path {shown}")
+            elif writes and SHARED_HOME.match(text) and text != "~":
+                # Only writes: tests read the user's settings (~/.gitconfig) harmlessly.
+                where = "" if " in `" in shown else " in the home directory"
+                self._hit(candidate, "TF101", f"the shared path {shown}{where}")
             elif (
                 writes
                 and text

@@ -24,7 +24,12 @@ from testfleet.diagnose.audit.data import DataChecks
 from testfleet.diagnose.audit.paths import PathChecks
 from testfleet.diagnose.audit.sleep import SleepChecks
 from testfleet.diagnose.audit.state import StateChecks
-from testfleet.diagnose.audit.vocabulary import FIXTURE_SCOPES_SHARED, is_port, node_line
+from testfleet.diagnose.audit.vocabulary import (
+    FIXTURE_SCOPES_SHARED,
+    is_port,
+    names_a_port,
+    node_line,
+)
 
 __all__ = [
     "HIGH",
@@ -47,6 +52,8 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
 
     def run(self) -> list[Hit]:
         """Every rule's hits in this module, in no particular order."""
+        self.index_shared_names()
+        self.index_helpers()
         if self.scopes:
             # Module-level statements of a test module run for its tests too.
             top = [
@@ -64,7 +71,7 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
     def _check_module_statement(self, stmt: ast.stmt) -> None:
         if isinstance(stmt, ast.Assign) and is_port(stmt.value):
             for target in stmt.targets:
-                if isinstance(target, ast.Name) and "PORT" in target.id.upper():
+                if isinstance(target, ast.Name) and names_a_port(target.id):
                     self._hit(stmt, "TF105", f"`{target.id} = {ast.unparse(stmt.value)}`")
         for node in ast.walk(stmt):
             if isinstance(node, ast.Call):
@@ -93,6 +100,7 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
         for node in ast.walk(func):
             if isinstance(node, ast.Call):
                 self._check_path_call(node, local)
+                self.check_helper_call(node)
                 self._check_port_call(node)
                 self._check_db_call(node)
                 self._check_query(node)

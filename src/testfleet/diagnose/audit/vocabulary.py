@@ -71,6 +71,8 @@ PATH_WRITE_METHODS = {"write_text", "write_bytes", "touch", "mkdir", "unlink", "
 PATH_READ_METHODS = {"read_text", "read_bytes", "exists", "is_file", "is_dir", "stat"}
 #: Calls that name the machine's temp directory: a fixed name in it is shared.
 SHARED_TEMP_CALLS = {"tempfile.gettempdir", "tempfile.gettempdirb"}
+#: Calls that give the home directory, as shared by every test and run as the temp dir.
+SHARED_HOME_CALLS = {"pathlib.Path.home"}
 #: Context managers in whose block the working directory is the test's own.
 ISOLATING_METHODS = {"isolated_filesystem", "as_cwd"}
 ISOLATING_CALLS = {"contextlib.chdir"}
@@ -201,6 +203,15 @@ def text_of(node: ast.AST) -> str | None:
             str(part.value) if isinstance(part, ast.Constant) else "{}" for part in node.values
         )
     return None
+
+
+#: The words of a name: snake_case parts and camelCase humps.
+_NAME_WORDS = re.compile(r"_+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def names_a_port(name: str) -> bool:
+    """``PORT``, ``db_port``, ``serverPort``: a word of the name is port, not ``IMPORTS``."""
+    return any(word.lower() in ("port", "ports") for word in _NAME_WORDS.split(name))
 
 
 def is_port(node: ast.AST) -> bool:
