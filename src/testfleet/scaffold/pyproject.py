@@ -14,6 +14,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
+from testfleet.runs.install import PIP
 from testfleet.scaffold.detect import Project
 
 
@@ -40,6 +41,9 @@ def testfleet_table(project: Project) -> Table:
         table.add("dependency_groups", project.dependency_groups)
     if project.requirements:
         table.add("requirements", project.requirements)
+    if project.installer != PIP:
+        # Said outright, so that the session's pip fallback is a visible choice.
+        table.add("installer", project.installer)
     return table
 
 
