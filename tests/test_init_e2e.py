@@ -112,7 +112,11 @@ def test_a_uv_workspace_gets_its_locked_versions_and_every_member_the_tests_impo
     )
     # pyproject.toml allows six>=1.15; a fresh resolution takes the newest, the lock 1.16.0.
     assert versions.stdout.strip() == LOCKED_SIX
-    assert snapshot(tmp_path).get("uv.lock") == written["uv.lock"]
+    run(tmp_path, env, "invoke", "ci")
+    summary = (tmp_path / "reports" / "ci-summary.md").read_text()
+    assert "6 tests: 6 passed" in summary, summary
+    after = snapshot(tmp_path)
+    assert [name for name, data in written.items() if after.get(name) != data] == []
 
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"six>=1.15"', '"six>=1.15", "idna"'))
