@@ -87,6 +87,12 @@ def default_branch(root: Path) -> str:
 
 
 def _install_text(project: Project) -> str:
+    if project.installer != "pip":
+        # The lock's tool installs the locked versions (testfleet.runs.install).
+        workspace = ", every workspace member" if project.members else ""
+        chosen = [f"`{name}`" for name in [*project.extras, *project.dependency_groups]]
+        also = f" with {', '.join(chosen)}" if chosen else ""
+        return f"what `{project.installer}` locks (the project{also}{workspace}), then testfleet"
     parts = []
     if project.install_project:
         extras = f"[{','.join(project.extras)}]" if project.extras else ""
