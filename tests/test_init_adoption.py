@@ -4,7 +4,9 @@ a Dockerfile of their own."""
 from __future__ import annotations
 
 import io
+import os
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,28 @@ def test_init_writes_the_installer_into_tool_testfleet_when_there_is_a_lock(
     result = scaffold.plan(tmp_path)
     (pyproject,) = [c for c in result.changes if c.path == "pyproject.toml"]
     assert 'installer = "uv"' in (pyproject.proposed or "")
+
+
+def test_with_poetry_lock_and_poetry_its_group_is_installed_by_poetry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_sample(tmp_path, "poetry")
+    pyproject_path = tmp_path / "pyproject.toml"
+    # The group alone, without the extra: pip could not install it.
+    text = pyproject_path.read_text().replace('[tool.poetry.extras]\ntest = ["pytest"]\n', "")
+    pyproject_path.write_text(text)
+    assert any("Poetry group" in note for note in detect(tmp_path).notes)
+    (tmp_path / "poetry.lock").write_text("# lock\n", encoding="utf-8")
+    tools = tmp_path / "bin"
+    write(tools, {"poetry": "#!/bin/sh\n"})
+    (tools / "poetry").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    result = scaffold.plan(tmp_path)
+    assert result.project.installer == "poetry"
+    (pyproject,) = [c for c in result.changes if c.path == "pyproject.toml"]
+    table = tomllib.loads(pyproject.proposed or "")["tool"]["testfleet"]
+    assert (table["installer"], table["dependency_groups"]) == ("poetry", ["test"])
+    assert not any("Poetry group" in note for note in result.advice)
 
 
 # --- Neo4j -------------------------------------------------------------------------------

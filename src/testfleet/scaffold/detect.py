@@ -306,11 +306,7 @@ def detect(root: Path) -> Project:
             "packages, or pytest's testpaths): add the first test, then run init again"
         )
     members = find_members(root, pyproject)
-    lines = dependency_lines(pyproject, root, requirement_files)
-    signs = neo4j_signals.from_requirements(lines, "the dependencies")
-    for member in members:
-        signs += neo4j_signals.from_requirements(member.dependencies, member.name)
-    signs += neo4j_signals.from_files(root, pyproject)
+    signs = neo4j_signs(root, pyproject, requirement_files, members)
     python = interpreter.choose(root, pyproject)
     found = Project(
         root=root,
@@ -335,17 +331,34 @@ def detect(root: Path) -> Project:
         coverage_file=coverage_config_elsewhere(root),
         collects_root_modules=collects_root_modules(root, pyproject),
     )
-    untested = found.installer != lockfile.UV and found.tested_members
-    if untested:
-        found.notes.append(
+    found.notes += notes(found)
+    return found
+
+
+def neo4j_signs(
+    root: Path, pyproject: dict[str, Any] | None, files: list[str], members: list[Member]
+) -> list[str]:
+    """What says the project uses Neo4j: its and its members' dependencies, then other files."""
+    lines = dependency_lines(pyproject, root, files)
+    signs = neo4j_signals.from_requirements(lines, "the dependencies")
+    for member in members:
+        signs += neo4j_signals.from_requirements(member.dependencies, member.name)
+    return signs + neo4j_signals.from_files(root, pyproject)
+
+
+def notes(found: Project) -> list[str]:
+    """What the sessions cannot install as detected, and what to do about it."""
+    said = []
+    if found.installer != lockfile.UV and found.tested_members:
+        said.append(
             f"the tests import the workspace members {', '.join(found.tested_members)}, which "
             "pip does not install from [tool.uv.sources]: run `uv lock` and commit uv.lock, so "
             "that the sessions install every member with uv"
         )
-    if poetry_groups and not extras:
-        found.notes.append(
-            f"the Poetry group {poetry_groups[0]!r} cannot be installed by pip, which the test "
-            "sessions use: list its packages in an extra ([project.optional-dependencies] or "
-            "[tool.poetry.extras]) or in [dependency-groups], and name it in [tool.testfleet]"
+    if found.poetry_groups and not found.extras and found.installer != lockfile.POETRY:
+        said.append(
+            f"the Poetry group {found.poetry_groups[0]!r} cannot be installed by pip, which the "
+            "test sessions use: list its packages in an extra ([project.optional-dependencies] "
+            "or [tool.poetry.extras]) or in [dependency-groups], and name it in [tool.testfleet]"
         )
-    return found
+    return said
