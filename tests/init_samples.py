@@ -7,6 +7,7 @@ run their suites; the unit tests read what init makes of them.
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,9 @@ SAMPLES = {
     "no-package": Sample("no-package", "none", "none", "tests", install_project=False),
     "neo4j-setuptools": Sample(
         "neo4j-setuptools", "src", "setuptools", "tests", extras=("tests",), neo4j=True
+    ),
+    "uv-workspace": Sample(
+        "uv-workspace", "src", "hatchling", "tests", groups=("dev",), neo4j=True
     ),
 }
 
@@ -214,6 +218,83 @@ def _uv_groups() -> dict[str, str]:
     }
 
 
+MEMBER = """\
+    [project]
+    name = "{name}"
+    version = "0.1.0"
+    requires-python = ">=3.11"
+    dependencies = [{dependencies}]
+
+    [build-system]
+    requires = ["hatchling"]
+    build-backend = "hatchling.build"
+    """
+
+#: The version uv.lock holds for the pin, while pyproject.toml allows newer ones.
+LOCKED_SIX = "1.16.0"
+
+
+def _uv_workspace() -> dict[str, str]:
+    """A uv workspace: the root package, two members (one the root does not depend on), a dev
+    group with testcontainers[neo4j], and markers for Neo4j; uv.lock is made by lock_sample."""
+    return {
+        "pyproject.toml": """\
+            [project]
+            name = "etl"
+            version = "0.1.0"
+            requires-python = ">=3.11"
+            dependencies = ["etl-core", "six>=1.15"]
+
+            [dependency-groups]
+            dev = ["pytest>=8", "testcontainers[neo4j]>=4"]
+
+            [tool.uv.sources]
+            etl-core = { workspace = true }
+            etl-load = { workspace = true }
+
+            [tool.uv.workspace]
+            members = ["packages/*"]
+
+            [build-system]
+            requires = ["hatchling"]
+            build-backend = "hatchling.build"
+
+            [tool.pytest.ini_options]
+            markers = ["requires_neo4j: needs a Neo4j server"]
+            """,
+        "src/etl/__init__.py": CODE,
+        "packages/etl-core/pyproject.toml": MEMBER.format(name="etl-core", dependencies=""),
+        "packages/etl-core/src/etl_core/__init__.py": CODE,
+        "packages/etl-load/pyproject.toml": MEMBER.format(
+            name="etl-load", dependencies='"neo4j>=5"'
+        ),
+        "packages/etl-load/src/etl_load/__init__.py": CODE,
+        "tests/test_etl.py": TESTS.format(module="etl"),
+        "tests/test_members.py": """\
+            import etl_core
+            from etl_load import add
+
+
+            def test_members_are_importable():
+                assert etl_core.add(1, 2) == add(2, 1)
+            """,
+    }
+
+
+def lock_sample(root: Path, uv: str) -> None:
+    """Write uv.lock with ``uv lock``: six locked at LOCKED_SIX, then allowed newer versions.
+
+    uv keeps a locked version that still satisfies pyproject.toml, so the lock matches the
+    project while a fresh resolution would choose the newest six.
+    """
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text.replace('"six>=1.15"', f'"six=={LOCKED_SIX}"'), encoding="utf-8")
+    subprocess.run([uv, "lock", "-q"], cwd=root, check=True, timeout=300)
+    pyproject.write_text(text, encoding="utf-8")
+    subprocess.run([uv, "lock", "-q"], cwd=root, check=True, timeout=300)
+
+
 def _no_package() -> dict[str, str]:
     return {
         "pyproject.toml": """\
@@ -254,6 +335,7 @@ BUILDERS = {
     "uv-groups": _uv_groups,
     "no-package": _no_package,
     "neo4j-setuptools": _neo4j_setuptools,
+    "uv-workspace": _uv_workspace,
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from init_samples import make_sample, snapshot
+from init_samples import LOCKED_SIX, lock_sample, make_sample, snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,14 @@ def environment(wheel: Path) -> dict[str, str]:
     return env
 
 
-def run(root: Path, env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+def run(
+    root: Path, env: dict[str, str], *command: str, status: int = 0
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         list(command), cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False
     )
-    assert result.returncode == 0, f"{command}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    said = f"{command}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == status, said
     return result
 
 
@@ -82,3 +85,43 @@ def test_the_users_commands_pass_in_a_project_init_set_up(
     after = snapshot(tmp_path)
     changed = [name for name, data in written.items() if after.get(name) != data]
     assert changed == []
+
+
+@pytest.mark.e2e
+def test_a_uv_workspace_gets_its_locked_versions_and_every_member_the_tests_import(
+    tmp_path: Path, wheel: Path
+) -> None:
+    make_sample(tmp_path, "uv-workspace")
+    lock_sample(tmp_path, str(Path(sys.executable).parent / "uv"))
+    env = environment(wheel)
+    said = run(tmp_path, env, sys.executable, "-m", "testfleet", "init").stdout.splitlines()[0]
+    assert "workspace members etl-core, etl-load (the tests import etl-core, etl-load)" in said
+    assert "installed by uv from uv.lock" in said
+    assert "Neo4j yes (testcontainers[neo4j] in the dependencies" in said
+    written = snapshot(tmp_path)
+
+    run(tmp_path, env, "nox", "-s", "tests_parallel")
+    # test_members imports etl-load, which the root does not depend on: all 6 pass.
+    assert list(outcomes(tmp_path / "reports" / "test-timing.json").values()) == ["passed"] * 6
+    python = tmp_path / ".nox" / "tests_parallel" / "bin" / "python"
+    versions = subprocess.run(
+        [str(python), "-c", "from importlib.metadata import version as v; print(v('six'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # pyproject.toml allows six>=1.15; a fresh resolution takes the newest, the lock 1.16.0.
+    assert versions.stdout.strip() == LOCKED_SIX
+    run(tmp_path, env, "invoke", "ci")
+    summary = (tmp_path / "reports" / "ci-summary.md").read_text()
+    assert "6 tests: 6 passed" in summary, summary
+    after = snapshot(tmp_path)
+    assert [name for name, data in written.items() if after.get(name) != data] == []
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six>=1.15"', '"six>=1.15", "idna"'))
+    stale = run(tmp_path, env, "nox", "-s", "tests_parallel", status=2)
+    assert stale.stderr.splitlines()[-1] == (
+        "testfleet: uv.lock does not match pyproject.toml: run `uv lock`, commit uv.lock, "
+        "then run the session again"
+    )

@@ -324,3 +324,22 @@ def test_a_large_suite_is_predicted_from_its_longest_tests_and_the_sum_of_the_re
     assert predict_makespan([*many, 30.0], 8) == pytest.approx(30.0, abs=0.02)
     assert predict_makespan([*many, 30.0], 4) == pytest.approx(32.5, abs=0.02)
     assert predict_makespan([*many, 30.0], 2) == pytest.approx(65.0, abs=0.02)
+
+
+def test_workers_that_collected_different_ids_fail_the_run_instead_of_waiting() -> None:
+    nodes = [MockNode("gw0"), MockNode("gw1")]
+    errors: list[str] = []
+    sched = DurationScheduling(
+        2, lambda ids: [1.0] * len(ids), lambda n, c: ([], {}), print, errors.append
+    )
+    for node in nodes:
+        sched.add_node(node)
+    sched.add_node_collection(nodes[0], ["t.py::a", "t.py::b[uuid-1]"])
+    sched.add_node_collection(nodes[1], ["t.py::a", "t.py::b[uuid-2]"])
+    sched.schedule()
+    assert [node.sent for node in nodes] == [[], []]
+    # The controller shuts the workers down once the tests are finished: here at once.
+    assert sched.tests_finished
+    (message,) = errors
+    assert message.startswith("Different tests were collected by gw0 and gw1")
+    assert "-t.py::b[uuid-1]\n+t.py::b[uuid-2]" in message

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 import nox
 
 from testfleet import __version__
+from testfleet.runs import install as lockfile
 from testfleet.runs import order
 from testfleet.settings import config as config_mod
 
@@ -63,6 +64,8 @@ class Environment:
     pytest_args: tuple[str, ...] = ()
     #: ``off``, ``fresh`` or a seed: the order of ``tests`` and ``tests_parallel``.
     random_order: order.RandomOrder = order.OFF
+    #: uv, pip, poetry or pdm; None: from the project's lockfile (testfleet.runs.install).
+    installer: str | None = None
 
     @classmethod
     def from_config(cls, settings: config_mod.Config) -> Environment:
@@ -76,6 +79,7 @@ class Environment:
             coverage=bool(settings.get("coverage")),
             pytest_args=tuple(settings.get("pytest_args")),
             random_order=settings.get("random_order"),
+            installer=settings.get("installer"),
         )
 
     def install_args(self, project: Path, *tools: str) -> list[str]:
@@ -89,13 +93,23 @@ class Environment:
             args += ["-e", target] if self.editable else [target]
         for group in self.dependency_groups:
             args += ["--group", group]
+        return [*args, *self.on_top(project, package, *tools)]
+
+    def on_top(self, project: Path, package: bool, *tools: str) -> list[str]:
+        """What goes in beside the project's own dependencies: testfleet, coverage, ``tools``."""
+        args: list[str] = []
         requirement = self.testfleet or running_testfleet()
         if not (package and _same_directory(requirement, project)):
-            # Where the project is testfleet itself, it is already in the line above.
+            # Where the project is testfleet itself, it is already installed with the project.
             args.append(requirement)
         if self.coverage:
             args.append(COVERAGE_REQUIREMENT)
         return [*args, *tools]
+
+    def lock_request(self) -> lockfile.Request:
+        """What the lock's tool installs: the project (unless told not to), extras, groups."""
+        package = self.install_project is not False
+        return lockfile.Request(self.extras, self.dependency_groups, package, self.editable)
 
     def testfleet_command(self, *args: str) -> list[str]:
         """``testfleet ARGS``, under coverage (subprocesses and xdist workers too) when it is on."""
@@ -192,10 +206,20 @@ def randomized_args(environment: Environment, posargs: Sequence[str]) -> list[st
 
 
 def install(session: nox.Session, environment: Environment, *tools: str) -> None:
-    """Prepare the session's environment; without one (``--no-venv``, an image) it is there."""
+    """Prepare the session's environment; without one (``--no-venv``, an image) it is there.
+
+    With a lockfile its tool installs the locked versions (testfleet.runs.install), else pip.
+    """
     if session.venv_backend == "none":
         return
-    session.install(*environment.install_args(Path.cwd(), *tools))
+    project = Path.cwd()
+    installer = environment.installer or lockfile.detect(project)
+    if installer == lockfile.PIP:
+        session.install(*environment.install_args(project, *tools))
+        return
+    request = environment.lock_request()
+    on_top = environment.on_top(project, request.install_project, *tools)
+    lockfile.install_locked(session, installer, project, request, on_top)
 
 
 def make_sessions(environment: Environment) -> dict[str, Callable[[nox.Session], None]]:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from testfleet.diagnose.audit import scan as audit
+from testfleet.runs.install import LOCKFILES, PIP
 from testfleet.scaffold import pyfiles, render
 from testfleet.scaffold.detect import InitError, Project, detect
+from testfleet.scaffold.dockerfile import compose_target
 from testfleet.scaffold.pyproject import edit_pyproject
 from testfleet.scaffold.writer import (
     CREATE,
@@ -115,7 +117,9 @@ def plan(root: Path, *, neo4j: bool = False, force: bool = False) -> Plan:
     use_neo4j = neo4j or project.uses_neo4j
     changes: list[Change] = []
     advice = list(project.notes)
-    for item in render.render_all(project, neo4j=use_neo4j):
+    target = compose_target(root, force=force)
+    advice += [target.advice] if target.advice else []
+    for item in render.render_all(project, neo4j=use_neo4j, target=target.stage):
         if item.path in ("noxfile.py", "tasks.py"):
             change = _python_file(project, item.path, item.text, force=force)
             if change.action == KEEP:
@@ -147,7 +151,7 @@ def plan(root: Path, *, neo4j: bool = False, force: bool = False) -> Plan:
 
 
 def describe(project: Project, neo4j: bool) -> str:
-    """One line: what init found."""
+    """One line: what init found, and why it chose the Python and Neo4j."""
     layout = {"src": "src layout", "flat": "flat layout", "none": "no package"}[project.layout]
     packaging = "not installed" if not project.install_project else project.backend
     tests = ", ".join(f"{name}/" for name in project.test_dirs)
@@ -155,10 +159,18 @@ def describe(project: Project, neo4j: bool) -> str:
     settle.append(f"groups {project.dependency_groups}" if project.dependency_groups else "")
     settle.append(f"requirements {project.requirements}" if project.requirements else "")
     installs = "; ".join(item for item in settle if item) or "no test extra found"
+    if project.members:
+        names = ", ".join(member.name for member in project.members)
+        tested = ", ".join(project.tested_members) or "none of them"
+        installs += f", workspace members {names} (the tests import {tested})"
+    if project.installer != PIP:
+        installs += f", installed by {project.installer} from {LOCKFILES[project.installer]}"
+    why = f" ({project.python_reason})" if project.python_reason else ""
+    signs = project.neo4j_signs or (["--neo4j"] if neo4j else [])
     return (
         f"{project.name}: {layout} ({', '.join(project.packages) or '-'}), {packaging}, "
-        f"tests in {tests}, {installs}, Python {project.python}, "
-        f"Neo4j {'yes' if neo4j else 'no'}"
+        f"tests in {tests}, {installs}, Python {project.python}{why}, "
+        f"Neo4j {'yes (' + ', '.join(signs) + ')' if neo4j else 'no'}"
     )
 
 

@@ -8,28 +8,27 @@ from __future__ import annotations
 
 import configparser
 import re
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
+
+from testfleet.runs import install as lockfile
+from testfleet.scaffold import interpreter, neo4j_signals
+from testfleet.scaffold.interpreter import choose_python
+from testfleet.scaffold.layout import NOT_PACKAGES, find_packages
+from testfleet.scaffold.members import Member, find_members, imported_by_tests
+
+__all__ = ["NOT_PACKAGES", "InitError", "Project", "choose_python", "detect", "find_packages"]
 
 # Preferred first: `dev` often carries linters and task runners the tests do not need.
 TEST_EXTRA_NAMES = ("test", "tests", "testing", "dev")
-# Names of the Neo4j driver on the package index (the old name first went by `neo4j-driver`).
-NEO4J_DRIVERS = frozenset({"neo4j", "neo4j-driver"})
-# Pythons init can write a session for, oldest first; the running one is preferred.
-KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 # A `dev` extra or group counts as the tests' only when it holds one of these: many hold
 # build, release and lint tools alone (pytest-* plugins count too).
 TEST_TOOLS = frozenset({"pytest", "hypothesis", "coverage", "mock", "freezegun"})
-NOT_PACKAGES = frozenset(
-    {"tests", "test", "testing", "docs", "doc", "examples", "scripts", "benchmarks", "build"}
-)
 SKIPPED_DIRS = frozenset({".git", ".venv", "venv", ".nox", ".tox", "node_modules", "build", "dist"})
 
 
@@ -55,6 +54,15 @@ class Project:
     python: str
     uses_neo4j: bool
     poetry_groups: list[str] = field(default_factory=list)
+    #: Why ``python`` was chosen, as the detection line says it.
+    python_reason: str = ""
+    #: uv, pip, poetry or pdm: what the sessions install with (testfleet.runs.install).
+    installer: str = lockfile.PIP
+    #: Workspace members and path sources; those the tests import, by name.
+    members: list[Member] = field(default_factory=list)
+    tested_members: list[str] = field(default_factory=list)
+    #: What says the project uses Neo4j; empty: it does not.
+    neo4j_signs: list[str] = field(default_factory=list)
     coverage_file: str | None = None
     # pytest imports every module it finds (--doctest-modules, no testpaths): the
     # noxfile and tasks.py too, unless the project tells it not to.
@@ -102,25 +110,6 @@ def backend_of(pyproject: dict[str, Any] | None, root: Path) -> str:
         # PEP 517's fallback for a pyproject.toml without [build-system].
         return "setuptools"
     return "none"
-
-
-def _is_package(path: Path) -> bool:
-    return path.is_dir() and (path / "__init__.py").is_file()
-
-
-def find_packages(root: Path) -> tuple[str, list[str]]:
-    """The layout and its top-level import packages (tests and docs are not packages)."""
-    src = root / "src"
-    if src.is_dir():
-        found = sorted(p.name for p in src.iterdir() if _is_package(p))
-        if found:
-            return "src", found
-    found = sorted(
-        p.name
-        for p in root.iterdir()
-        if _is_package(p) and p.name not in NOT_PACKAGES and not p.name.startswith(".")
-    )
-    return ("flat", found) if found else ("none", [])
 
 
 def _has_test_files(directory: Path) -> bool:
@@ -235,23 +224,8 @@ def _first_named(available: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def choose_python(pyproject: dict[str, Any] | None) -> str:
-    """The running Python when requires-python allows it, else the oldest one that it allows."""
-    running = f"{sys.version_info.major}.{sys.version_info.minor}"
-    spec_text = str((pyproject or {}).get("project", {}).get("requires-python", "")).strip()
-    if not spec_text:
-        return running
-    try:
-        spec = SpecifierSet(spec_text)
-    except InvalidSpecifier:
-        return running
-    allowed = [version for version in KNOWN_PYTHONS if spec.contains(f"{version}.99")]
-    if running in allowed or not allowed:
-        return running
-    return allowed[0]
-
-
-def _all_dependencies(pyproject: dict[str, Any] | None, root: Path, files: list[str]) -> set[str]:
+def dependency_lines(pyproject: dict[str, Any] | None, root: Path, files: list[str]) -> list[str]:
+    """Every requirement the project declares, as requirement lines (Poetry's tables too)."""
     data = pyproject or {}
     project = data.get("project", {})
     lines: list[str] = list(project.get("dependencies", []))
@@ -259,14 +233,16 @@ def _all_dependencies(pyproject: dict[str, Any] | None, root: Path, files: list[
         lines += extra
     for group in data.get("dependency-groups", {}).values():
         lines += [item for item in group if isinstance(item, str)]
-    names = _requirement_names(lines)
     poetry = data.get("tool", {}).get("poetry", {})
     tables = [poetry.get("dependencies", {}), poetry.get("dev-dependencies", {})]
     tables += [group.get("dependencies", {}) for group in poetry.get("group", {}).values()]
-    names |= {canonicalize_name(name) for table in tables for name in table}
+    for table in tables:
+        for name, spec in table.items():
+            extras = spec.get("extras", []) if isinstance(spec, dict) else []
+            lines.append(name + (f"[{','.join(extras)}]" if extras else ""))
     for name in files:
-        names |= _requirement_names(read_requirement_file(root / name))
-    return names
+        lines += read_requirement_file(root / name)
+    return lines
 
 
 def project_name(pyproject: dict[str, Any] | None, root: Path) -> str:
@@ -329,6 +305,9 @@ def detect(root: Path) -> Project:
             f"no tests found in {root} (test_*.py or *_test.py under tests/, test/, the "
             "packages, or pytest's testpaths): add the first test, then run init again"
         )
+    members = find_members(root, pyproject)
+    signs = neo4j_signs(root, pyproject, requirement_files, members)
+    python = interpreter.choose(root, pyproject)
     found = Project(
         root=root,
         name=project_name(pyproject, root),
@@ -341,16 +320,45 @@ def detect(root: Path) -> Project:
         extras=extras,
         dependency_groups=groups,
         requirements=[] if extras or groups else requirement_files,
-        python=choose_python(pyproject),
-        uses_neo4j=bool(NEO4J_DRIVERS & _all_dependencies(pyproject, root, requirement_files)),
+        python=python.version,
+        python_reason=python.reason,
+        uses_neo4j=bool(signs),
         poetry_groups=poetry_groups,
+        installer=lockfile.detect(root),
+        members=members,
+        tested_members=imported_by_tests(root, test_dirs, members),
+        neo4j_signs=signs,
         coverage_file=coverage_config_elsewhere(root),
         collects_root_modules=collects_root_modules(root, pyproject),
     )
-    if poetry_groups and not extras:
-        found.notes.append(
-            f"the Poetry group {poetry_groups[0]!r} cannot be installed by pip, which the test "
-            "sessions use: list its packages in an extra ([project.optional-dependencies] or "
-            "[tool.poetry.extras]) or in [dependency-groups], and name it in [tool.testfleet]"
-        )
+    found.notes += notes(found)
     return found
+
+
+def neo4j_signs(
+    root: Path, pyproject: dict[str, Any] | None, files: list[str], members: list[Member]
+) -> list[str]:
+    """What says the project uses Neo4j: its and its members' dependencies, then other files."""
+    lines = dependency_lines(pyproject, root, files)
+    signs = neo4j_signals.from_requirements(lines, "the dependencies")
+    for member in members:
+        signs += neo4j_signals.from_requirements(member.dependencies, member.name)
+    return signs + neo4j_signals.from_files(root, pyproject)
+
+
+def notes(found: Project) -> list[str]:
+    """What the sessions cannot install as detected, and what to do about it."""
+    said = []
+    if found.installer != lockfile.UV and found.tested_members:
+        said.append(
+            f"the tests import the workspace members {', '.join(found.tested_members)}, which "
+            "pip does not install from [tool.uv.sources]: run `uv lock` and commit uv.lock, so "
+            "that the sessions install every member with uv"
+        )
+    if found.poetry_groups and not found.extras and found.installer != lockfile.POETRY:
+        said.append(
+            f"the Poetry group {found.poetry_groups[0]!r} cannot be installed by pip, which the "
+            "test sessions use: list its packages in an extra ([project.optional-dependencies] "
+            "or [tool.poetry.extras]) or in [dependency-groups], and name it in [tool.testfleet]"
+        )
+    return said

@@ -14,6 +14,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
+from testfleet.runs.install import PIP, POETRY
 from testfleet.scaffold.detect import Project
 
 
@@ -38,8 +39,14 @@ def testfleet_table(project: Project) -> Table:
         table.add("extras", project.extras)
     if project.dependency_groups:
         table.add("dependency_groups", project.dependency_groups)
+    elif project.installer == POETRY and project.poetry_groups:
+        # Poetry installs its own groups (poetry install --with GROUP).
+        table.add("dependency_groups", project.poetry_groups)
     if project.requirements:
         table.add("requirements", project.requirements)
+    if project.installer != PIP:
+        # Said outright, so that the session's pip fallback is a visible choice.
+        table.add("installer", project.installer)
     return table
 
 

@@ -88,6 +88,12 @@ def default_branch(root: Path) -> str:
 
 
 def _install_text(project: Project) -> str:
+    if project.installer != "pip":
+        # The lock's tool installs the locked versions (testfleet.runs.install).
+        workspace = ", every workspace member" if project.members else ""
+        chosen = [f"`{name}`" for name in [*project.extras, *project.dependency_groups]]
+        also = f" with {', '.join(chosen)}" if chosen else ""
+        return f"what `{project.installer}` locks (the project{also}{workspace}), then testfleet"
     parts = []
     if project.install_project:
         extras = f"[{','.join(project.extras)}]" if project.extras else ""
@@ -113,7 +119,7 @@ def manifests(project: Project) -> list[str]:
     return ["pyproject.toml", *project.requirements]
 
 
-def values_for(project: Project, *, neo4j: bool) -> dict[str, Any]:
+def values_for(project: Project, *, neo4j: bool, target: str | None = "test") -> dict[str, Any]:
     """Every key the templates use, for this project."""
     mounts = "".join(
         f"    --mount=type=bind,source={name},target=/tmp/project/{name} \\\n"
@@ -129,6 +135,7 @@ def values_for(project: Project, *, neo4j: bool) -> dict[str, Any]:
         "editable_flag": "--editable ",
         "scm_version": project.install_project and version_from_git(project),
         "neo4j": neo4j,
+        "compose_target": target or "",
         "report": REPORT,
         "baseline": BASELINE,
         "summary": SUMMARY,
@@ -183,9 +190,12 @@ class Rendered:
     text: str
 
 
-def render_all(project: Project, *, neo4j: bool) -> list[Rendered]:
-    """The files rendered from templates, in the order init lists them."""
-    values = values_for(project, neo4j=neo4j)
+def render_all(project: Project, *, neo4j: bool, target: str | None = "test") -> list[Rendered]:
+    """The files rendered from templates, in the order init lists them.
+
+    ``target``: the Dockerfile stage the compose file builds (None: the last one).
+    """
+    values = values_for(project, neo4j=neo4j, target=target)
     pairs = [
         ("noxfile.py", "noxfile.py.tmpl"),
         ("tasks.py", "tasks.py.tmpl"),

@@ -10,6 +10,7 @@ here is registered, and ``pytest -n N`` schedules exactly as plain xdist.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import tempfile
@@ -148,7 +149,14 @@ class SchedulerHooks:
             self.costs_for,
             self.meta_for,
             getattr(log, "testfleetsched", log),
+            report=functools.partial(collection_error, config),
         )
+
+
+def collection_error(config: pytest.Config, message: str) -> None:
+    """Fail the run with ``message`` as a collection error, as xdist does for its schedulers."""
+    report = pytest.CollectReport("", "failed", longrepr=message, result=[])
+    config.hook.pytest_collectreport(report=report)
 
 
 def load_for(config: pytest.Config, collection: Sequence[str] = ()) -> durations.Durations:

@@ -19,6 +19,7 @@ so a worker with one pending test is idle; the first two pending tests are never
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +54,14 @@ Log = Callable[..., None]
 class DurationScheduling:
     """An xdist scheduler driven by past durations; see the module docstring."""
 
-    def __init__(self, numnodes: int, costs_for: CostsFor, meta_for: MetaFor, log: Log) -> None:
+    def __init__(
+        self,
+        numnodes: int,
+        costs_for: CostsFor,
+        meta_for: MetaFor,
+        log: Log,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.numnodes = numnodes
         self.costs_for = costs_for
         self.meta_for = meta_for
@@ -74,6 +82,10 @@ class DurationScheduling:
         #: quarter of the share last computed. The share only shrinks as tests finish, so
         #: this stays at or above the true limit until work is put back (then: reset).
         self.refill_below = math.inf
+        #: Where a collection error goes (pytest_collectreport); the run fails with it.
+        self.report = report
+        #: Workers collected different tests: nothing runs and the workers are let go.
+        self.aborted = False
 
     # -- the Scheduling protocol ----------------------------------------------------------
 
@@ -87,6 +99,8 @@ class DurationScheduling:
 
     @property
     def tests_finished(self) -> bool:
+        if self.aborted:
+            return True
         if not self.collection_is_completed or self.collection is None:
             return False
         if self.queue or self.serial or self.steal_requested_from is not None:
@@ -179,7 +193,13 @@ class DurationScheduling:
         first_node, collection = next(iter(self.node2collection.items()))
         for node, other in self.node2collection.items():
             if other != collection:
+                # As xdist's own schedulers do: without an error and the workers shut down,
+                # the controller would wait for tests that are never sent.
+                message = different_collections(first_node, collection, node, other)
                 self.log(f"**Different tests collected by {first_node} and {node}; aborting**")
+                if self.report is not None:
+                    self.report(message)
+                self.aborted = True
                 return
         self.collection = collection
         if not collection:
@@ -324,3 +344,18 @@ class DurationScheduling:
         self.node2seconds[node] += sum(self.costs[i] for i in serial)
         node.send_runtest_some(serial)
         node.shutdown()
+
+
+def different_collections(first: Any, collection: list[str], node: Any, other: list[str]) -> str:
+    """What two workers collected differently, as a unified difference of node ids.
+
+    Tests parametrized with values made at collection time (``uuid1()``, ``now()``) get
+    other ids in every worker; their ids must be the same in every process.
+    """
+    names = [str(getattr(getattr(each, "gateway", None), "id", each)) for each in (first, node)]
+    lines = difflib.unified_diff(collection, other, names[0], names[1], lineterm="", n=1)
+    return (
+        f"Different tests were collected by {names[0]} and {names[1]}: the ids of "
+        "parametrized tests must be the same in every worker (ids made from values such as "
+        "uuid1() or now() are not). The difference is:\n" + "\n".join(lines)
+    )

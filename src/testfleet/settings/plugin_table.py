@@ -242,6 +242,17 @@ PLUGIN_SETTINGS: tuple[Setting, ...] = (
         default_text="testfleet==<the version running nox>",
     ),
     Setting(
+        "installer",
+        one_of("uv", "pip", "poetry", "pdm"),
+        None,
+        "TESTFLEET_INSTALLER",
+        "what builds the session's environment: uv (uv sync --frozen from uv.lock), poetry or "
+        "pdm (from their lock), or pip (resolves afresh); testfleet and coverage go on top",
+        SESSION,
+        default_text="uv with uv.lock, poetry or pdm with their lock when the tool is on PATH, "
+        "else pip",
+    ),
+    Setting(
         "coverage",
         FLAG,
         True,

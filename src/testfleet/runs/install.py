@@ -1,0 +1,189 @@
+"""How a test session's environment is installed: from the project's lockfile where it has one.
+
+A project that commits ``uv.lock`` (or ``poetry.lock``, ``pdm.lock``) tests against the
+versions it locked, and its own CI installs exactly those (``uv sync --frozen``). A session
+that resolves the dependencies afresh with pip can pick a new major version the code does
+not support, and fail before a test runs. So the lock's tool builds the session's virtualenv
+from the lock, and testfleet and coverage are added on top; without a lockfile (or with
+``installer = "pip"``) the session installs with pip as before.
+
+The commands are planned by pure functions (tested in milliseconds); :func:`install_locked`
+runs them in a nox session. Like testfleet.nox, this module imports neither nox nor pytest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+UV = "uv"
+PIP = "pip"
+POETRY = "poetry"
+PDM = "pdm"
+INSTALLERS = (UV, PIP, POETRY, PDM)
+LOCKFILES = {UV: "uv.lock", POETRY: "poetry.lock", PDM: "pdm.lock"}
+#: A lock that no longer matches pyproject.toml is a usage error, as in the other commands.
+EXIT_STALE_LOCK = 2
+#: What each tool says when its lock is out of date (its check fails for other reasons too,
+#: a network error, and those are reported as the tool wrote them).
+STALE_SIGNS = {
+    UV: ("needs to be updated",),
+    POETRY: ("poetry lock",),
+    PDM: ("not up to date", "not up-to-date"),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the session asks for, from ``[tool.testfleet]``."""
+
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    install_project: bool = True
+    editable: bool = True
+
+
+def detect(project: Path, which: Callable[[str], str | None] = shutil.which) -> str:
+    """The installer for ``project``: uv with ``uv.lock``, poetry or pdm with their lock where
+    the tool is on PATH, else pip.
+
+    uv comes from the package index when it is missing, so ``uv.lock`` alone decides; Poetry
+    and PDM manage their own installs, so a lock without the tool falls back to pip.
+    """
+    if (project / LOCKFILES[UV]).is_file():
+        return UV
+    for tool in (POETRY, PDM):
+        if (project / LOCKFILES[tool]).is_file() and which(tool):
+            return tool
+    return PIP
+
+
+def is_uv_workspace(project: Path) -> bool:
+    """Whether pyproject.toml declares a uv workspace (``[tool.uv.workspace]``)."""
+    try:
+        with (project / "pyproject.toml").open("rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "workspace" in document.get("tool", {}).get("uv", {})
+
+
+def check_command(installer: str) -> list[str]:
+    """The tool's arguments that fail when its lock does not match pyproject.toml."""
+    return {UV: ["lock", "--locked"], POETRY: ["check", "--lock"], PDM: ["lock", "--check"]}[
+        installer
+    ]
+
+
+def stale_message(installer: str) -> str:
+    """The one line a session prints for a lock that no longer matches pyproject.toml."""
+    lockfile = LOCKFILES[installer]
+    return (
+        f"testfleet: {lockfile} does not match pyproject.toml: run `{installer} lock`, "
+        f"commit {lockfile}, then run the session again"
+    )
+
+
+def is_stale(installer: str, output: str) -> bool:
+    """Whether a failed check says the lock is out of date (not, say, that the index is down)."""
+    text = output.lower()
+    return any(sign in text for sign in STALE_SIGNS[installer])
+
+
+def sync_command(installer: str, request: Request, *, workspace: bool, python: str) -> list[str]:
+    """The tool's arguments that install the locked versions into the session's virtualenv.
+
+    uv: ``--frozen`` (installs the lock as it is; the check before says it is current),
+    ``--inexact`` (keeps what is added on top when a reused environment is synced again),
+    ``--all-packages`` in a workspace, since tests import members the root does not depend on.
+    """
+    if installer == UV:
+        args = ["sync", "--frozen", "--inexact", "--python", python]
+        args += [item for extra in request.extras for item in ("--extra", extra)]
+        args += [item for group in request.groups for item in ("--group", group)]
+        if workspace:
+            args.append("--all-packages")
+        if not request.install_project:
+            args.append("--no-install-project")
+        if not request.editable:
+            args.append("--no-editable")
+        return args
+    if installer == POETRY:
+        args = ["install", "--no-interaction"]
+        args += [item for extra in request.extras for item in ("--extras", extra)]
+        args += [item for group in request.groups for item in ("--with", group)]
+        return args if request.install_project else [*args, "--no-root"]
+    if installer == PDM:
+        args = ["sync", "--no-interactive"]
+        args += [item for name in (*request.extras, *request.groups) for item in ("-G", name)]
+        args += [] if request.install_project else ["--no-self"]
+        return args if request.editable else [*args, "--no-editable"]
+    raise ValueError(f"{installer!r} installs no lockfile: use one of uv, poetry, pdm")
+
+
+class Session(Protocol):
+    """The part of ``nox.Session`` used here."""
+
+    @property
+    def bin(self) -> str: ...
+
+    @property
+    def virtualenv(self) -> Any: ...
+
+    def install(self, *args: str) -> None: ...
+
+    def run(self, *args: str, env: dict[str, str] | None = None, external: bool = False) -> Any: ...
+
+    def error(self, *args: Any) -> Any: ...
+
+
+def find_uv(session: Session) -> str:
+    """uv on PATH, or beside the Python running nox; else installed into the session from PyPI."""
+    found = shutil.which(UV) or shutil.which(UV, path=str(Path(sys.executable).parent))
+    if found:
+        return found
+    session.install(UV)
+    return str(Path(session.bin) / UV)
+
+
+def check_lock(session: Session, tool: str, installer: str, project: Path) -> None:
+    """Stop with one line and exit status 2 when the lock does not match pyproject.toml."""
+    done = subprocess.run(
+        [tool, *check_command(installer)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        return
+    if is_stale(installer, done.stdout + done.stderr):
+        print(stale_message(installer), file=sys.stderr)
+        raise SystemExit(EXIT_STALE_LOCK)
+    session.error(f"{tool} {' '.join(check_command(installer))} failed:\n{done.stderr}")
+
+
+def install_locked(
+    session: Session, installer: str, project: Path, request: Request, on_top: Sequence[str]
+) -> None:
+    """Install the locked environment into the session's virtualenv, then ``on_top``."""
+    tool = find_uv(session) if installer == UV else (shutil.which(installer) or installer)
+    check_lock(session, tool, installer, project)
+    python = str(Path(session.bin) / "python")
+    location = str(session.virtualenv.location)
+    # uv installs into UV_PROJECT_ENVIRONMENT; Poetry and PDM into the active VIRTUAL_ENV.
+    env = {"UV_PROJECT_ENVIRONMENT": location, "VIRTUAL_ENV": location}
+    command = sync_command(installer, request, workspace=is_uv_workspace(project), python=python)
+    session.run(tool, *command, env=env, external=True)
+    if not on_top:
+        return
+    if installer == UV:
+        session.run(tool, "pip", "install", "--python", python, *on_top, external=True)
+    else:
+        session.install(*on_top)
