@@ -54,5 +54,13 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *session.posargs)
 
 
+@nox.session(python=False, default=False)
+def docker(session: nox.Session) -> None:
+    """Build the test image and run the Neo4j tests in compose, offline (docs/docker.md)."""
+    # Whatever Python runs nox must have testfleet: the engine's commands are its logic.
+    args = session.posargs or ["--offline", "nox", "-s", "tests_parallel", "--", "-m", "neo4j"]
+    session.run(sys.executable, "-m", "testfleet.container", "run", *args, external=True)
+
+
 if __name__ == "__main__":
     nox.main()
