@@ -30,7 +30,7 @@ from testfleet.container.engine import Engine
 
 COMPOSE_FILE = "docker-compose.test.yml"
 #: The override that replaces Neo4j offline; the same file as this repository's own.
-OFFLINE_OVERRIDE = Path(__file__).with_name("docker-compose.images.yml")
+OFFLINE_OVERRIDE = Path(__file__).with_name("docker-compose.offline.yml")
 #: The user the test image runs as when the host user is root (the image refuses 0).
 DEFAULT_UID = 10001
 DEFAULT_CACHE = Path.home() / ".cache" / "testfleet" / "offline"
@@ -50,7 +50,7 @@ class Plan:
 
     @property
     def tests_image(self) -> str:
-        return f"{project_name(self.project / COMPOSE_FILE)}-tests:offline"
+        return f"{project_name(self.project / COMPOSE_FILE)}:offline"
 
 
 def testfleet_checkout() -> Path | None:
