@@ -8,6 +8,7 @@ the log tail, the clean-up and Ctrl-C are checked in a second. The tests marked
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from init_samples import make_sample
 from testfleet.container import compose, engine, graph, offline, workflow
 from testfleet.container.__main__ import main
 
@@ -269,3 +271,52 @@ def test_the_offline_test_image_runs_as_its_non_root_user(real_engine: engine.En
     )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) != 0
+
+
+def labelled(real_engine: engine.Engine, kind: str, project: str) -> list[str]:
+    command = [real_engine.docker, kind, "ls", "-q"]
+    command += ["--filter", f"label=com.docker.compose.project={project}"]
+    if kind == "container":
+        command.append("--all")
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_graph_service_that_never_gets_healthy_stops_the_run_with_its_log_and_leaves_nothing(
+    real_engine: engine.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The bare Debian image has no testfleet: the service's command fails at once.
+    monkeypatch.setenv("TESTFLEET_GRAPH_IMAGE", offline.DEBIAN_IMAGE)
+    assert main(["run", "--offline", "--project", str(ROOT), "--health-timeout", "30", "true"]) == 1
+    err = capsys.readouterr().err
+    # The container stopped at once: the wait ends then, not at the deadline.
+    assert "the neo4j service was not healthy after 30 s (last status: exited)" in err
+    assert "No module named 'testfleet'" in err
+    for kind in ("container", "network", "volume"):
+        assert labelled(real_engine, kind, "testfleet-tests") == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_project_set_up_by_init_runs_invoke_ci_in_its_container_offline(
+    real_engine: engine.Engine, tmp_path: Path
+) -> None:
+    project = tmp_path / "calc"
+    make_sample(project, "src-hatchling")
+    init = subprocess.run(
+        [sys.executable, "-m", "testfleet", "init", "--neo4j", str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert main(["run", "--offline", "--project", str(project)]) == 0
+    report = json.loads((project / "reports" / "test-timing.json").read_text())
+    assert report["summary"]["outcomes"]["passed"] == 7
+    assert (project / "reports" / "ci-summary.md").is_file()
+    name = compose.project_name(project / "docker-compose.test.yml")
+    for kind in ("container", "network", "volume"):
+        assert labelled(real_engine, kind, name) == []

@@ -95,7 +95,11 @@ def health_status(project: ComposeProject, service: str) -> str:
     ids = project.run("ps", "-q", service, capture=True).stdout.split()
     if not ids:
         return "missing"
-    template = "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"
+    # A container that has stopped says so, whatever its last health status was.
+    template = (
+        '{{if ne .State.Status "running"}}{{.State.Status}}'
+        "{{else if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}"
+    )
     result = subprocess.run(
         [project.engine.docker, "inspect", "--format", template, ids[0]],
         capture_output=True,

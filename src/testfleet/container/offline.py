@@ -27,7 +27,8 @@ from testfleet.container.engine import Engine
 #: The root filesystem as imported; rebuilt only when asked (it takes minutes).
 DEBIAN_IMAGE = "testfleet-offline/debian:bookworm"
 #: What the Dockerfile's PYTHON_IMAGE becomes offline: Debian's Python and the wheelhouse.
-PYTHON_IMAGE = "testfleet-offline/python:3.11"
+#: One tag per project (``3.11-NAME``), so that each keeps its own layer cache.
+PYTHON_IMAGE = "testfleet-offline/python"
 #: The graph service of docker-compose.offline.yml.
 GRAPH_IMAGE = "testfleet-offline/graph:3.11"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -55,7 +56,8 @@ ENV PIP_NO_INDEX=1 \\
 """
 
 GRAPH_DOCKERFILE = f"""\
-FROM {PYTHON_IMAGE}
+ARG PYTHON_IMAGE
+FROM ${{PYTHON_IMAGE}}
 RUN python -m venv /opt/graph \\
  && /opt/graph/bin/pip install --no-cache-dir {" ".join(repr(r) for r in GRAPH_REQUIREMENTS)} \\
  && useradd --uid 10001 --create-home --shell /usr/sbin/nologin graph
@@ -76,8 +78,15 @@ class Wheelhouse:
 
     directory: Path
     requirements: tuple[str, ...]
+    #: The compose project's name: the tag of the base image made with these wheels.
+    name: str = "testfleet"
     #: Local projects built into a wheel each (testfleet's checkout).
     local: tuple[Path, ...] = ()
+
+
+def python_image(project: str) -> str:
+    """The offline base of one compose project: Debian's Python and that project's wheels."""
+    return f"{PYTHON_IMAGE}:3.11-{project}"
 
 
 def run(command: Sequence[str | Path], *, what: str, **kwargs: Any) -> None:
@@ -173,9 +182,9 @@ def build_wheelhouse(wheelhouse: Wheelhouse) -> None:
         run([*pip, "--no-deps", project], what=f"pip wheel of {project}")
 
 
-def _build(engine: Engine, dockerfile: str, context: Path, tag: str) -> None:
+def _build(engine: Engine, dockerfile: str, context: Path, tag: str, *args: str) -> None:
     run(
-        [engine.docker, "build", "--tag", tag, "--file", "-", context],
+        [engine.docker, "build", *args, "--tag", tag, "--file", "-", context],
         what=f"docker build of {tag}",
         input=dockerfile.encode(),
         env=engine.build_env(),
@@ -195,6 +204,9 @@ def build_base_images(
     else:
         print(f"offline: {DEBIAN_IMAGE} is there; --rebuild-rootfs makes it anew", flush=True)
     build_wheelhouse(wheelhouse)
-    _build(engine, BASE_DOCKERFILE, wheelhouse.directory, PYTHON_IMAGE)
+    base = python_image(wheelhouse.name)
+    _build(engine, BASE_DOCKERFILE, wheelhouse.directory, base)
     with tempfile.TemporaryDirectory(prefix="testfleet-graph-") as empty:
-        _build(engine, GRAPH_DOCKERFILE, Path(empty), GRAPH_IMAGE)
+        _build(
+            engine, GRAPH_DOCKERFILE, Path(empty), GRAPH_IMAGE, f"--build-arg=PYTHON_IMAGE={base}"
+        )

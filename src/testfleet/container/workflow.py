@@ -49,8 +49,13 @@ class Plan:
     rebuild_rootfs: bool = False
 
     @property
+    def name(self) -> str:
+        """The compose project's name, which also names its images."""
+        return project_name(self.project / COMPOSE_FILE)
+
+    @property
     def tests_image(self) -> str:
-        return f"{project_name(self.project / COMPOSE_FILE)}:offline"
+        return f"{self.name}:offline"
 
 
 def testfleet_checkout() -> Path | None:
@@ -81,11 +86,11 @@ def wheelhouse_for(plan: Plan) -> images.Wheelhouse:
         requirements = [*own, *project_requirements(plan.project)]
         if checkout is None:
             graph.append(f"testfleet=={testfleet.__version__}")
-    name = project_name(plan.project / COMPOSE_FILE)
     return images.Wheelhouse(
-        directory=plan.cache / "wheels" / name,
+        directory=plan.cache / "wheels" / plan.name,
         requirements=tuple(dict.fromkeys([*requirements, *graph])),
         local=local,
+        name=plan.name,
     )
 
 
@@ -108,7 +113,7 @@ def prepare_reports(project: Path, uid: int, gid: int) -> Path:
 def build_test_image(engine: Engine, plan: Plan, uid: int, gid: int) -> None:
     args = ["--build-arg", f"APP_UID={uid}", "--build-arg", f"APP_GID={gid}"]
     if plan.offline:
-        args += ["--build-arg", f"PYTHON_IMAGE={images.PYTHON_IMAGE}"]
+        args += ["--build-arg", f"PYTHON_IMAGE={images.python_image(plan.name)}"]
     images.run(
         [
             engine.docker,
@@ -159,7 +164,7 @@ def run_in_compose(engine: Engine, plan: Plan, uid: int, gid: int) -> int:
             engine=engine,
             directory=plan.project,
             files=files,
-            name=project_name(plan.project / COMPOSE_FILE),
+            name=plan.name,
             env=compose_env(plan, uid, gid),
         )
         try:
