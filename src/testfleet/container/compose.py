@@ -140,9 +140,13 @@ def start_graph(project: ComposeProject, timeout: float, service: str = GRAPH_SE
         if seen == "healthy":
             return
     logs = project.run("logs", "--no-color", "--tail", str(LOG_LINES), service, capture=True)
+    if seen in ("starting", "unhealthy", "running"):
+        what = f"was not healthy after {timeout:g} s (last status: {seen})"
+    else:
+        what = f"stopped before it was healthy (status: {seen})"
     raise GraphNeverHealthy(
-        f"the {service} service was not healthy after {timeout:g} s (last status: {seen}); "
-        f"its last log lines:\n{(logs.stdout + logs.stderr).rstrip() or '(none)'}"
+        f"the {service} service {what}; its last log lines:\n"
+        f"{(logs.stdout + logs.stderr).rstrip() or '(none)'}"
     )
 
 
