@@ -58,7 +58,9 @@ def typecheck(session: nox.Session) -> None:
 def docker(session: nox.Session) -> None:
     """Build the test image and run the Neo4j tests in compose, offline (docs/docker.md)."""
     # Whatever Python runs nox must have testfleet: the engine's commands are its logic.
-    args = session.posargs or ["--offline", "nox", "-s", "tests_parallel", "--", "-m", "neo4j"]
+    from testfleet.container.workflow import NOX_SESSION_ARGS
+
+    args = session.posargs or list(NOX_SESSION_ARGS)
     session.run(sys.executable, "-m", "testfleet.container", "run", *args, external=True)
 
 

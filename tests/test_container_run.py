@@ -18,7 +18,7 @@ import pytest
 
 from init_samples import make_sample
 from testfleet.container import compose, engine, graph, offline, workflow
-from testfleet.container.__main__ import main
+from testfleet.container.__main__ import main, parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +118,12 @@ def test_a_health_timeout_that_is_not_a_positive_number_is_a_usage_error(
         main(["run", "--health-timeout", "soon"])
     assert exit_info.value.code == 2
     assert "'soon' is not a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_the_nox_session_s_arguments_reach_the_container_as_one_command() -> None:
+    args = parser().parse_args(["run", *workflow.NOX_SESSION_ARGS])
+    assert args.offline
+    assert args.command == ["nox", "-s", "tests_parallel", "--", "-m", "neo4j"]
 
 
 def test_the_client_that_builds_with_buildkit_is_chosen_over_a_newer_one_without_buildx(

@@ -34,6 +34,9 @@ OFFLINE_OVERRIDE = Path(__file__).with_name("docker-compose.offline.yml")
 #: The user the test image runs as when the host user is root (the image refuses 0).
 DEFAULT_UID = 10001
 DEFAULT_CACHE = Path.home() / ".cache" / "testfleet" / "offline"
+#: What `nox -s docker` runs by default: the Neo4j tests and the timing capture, offline.
+#: The first `--` ends testfleet.container's options; the second is nox's.
+NOX_SESSION_ARGS = ("--offline", "--", "nox", "-s", "tests_parallel", "--", "-m", "neo4j")
 
 
 @dataclass(frozen=True)
