@@ -58,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
         help="no image registry: Debian-built base, the local Bolt server for Neo4j",
     )
     run.add_argument(
+        "--no-build",
+        dest="build",
+        action="store_false",
+        help="run the images an earlier run built, building nothing",
+    )
+    run.add_argument(
         "--health-timeout",
         type=positive_seconds,
         default=180.0,
@@ -84,6 +90,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         cache=args.cache,
         mirror=args.mirror,
         rebuild_rootfs=args.rebuild_rootfs,
+        build=getattr(args, "build", True),
     )
 
 

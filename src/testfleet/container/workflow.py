@@ -50,6 +50,8 @@ class Plan:
     cache: Path = DEFAULT_CACHE
     mirror: str = images.DEFAULT_MIRROR
     rebuild_rootfs: bool = False
+    #: False: run the images as they are (built by an earlier run), nothing is built.
+    build: bool = True
 
     @property
     def name(self) -> str:
@@ -190,13 +192,14 @@ def execute(engine: Engine, plan: Plan) -> int:
     """Build what is missing, run the tests' command in compose, return its exit status."""
     uid, gid = app_ids()
     with terminate_as_interrupt():
-        if plan.offline:
+        if plan.build and plan.offline:
             images.build_base_images(
                 engine,
                 wheelhouse_for(plan),
                 mirror=plan.mirror,
                 rebuild_rootfs=plan.rebuild_rootfs,
             )
-        build_test_image(engine, plan, uid, gid)
+        if plan.build:
+            build_test_image(engine, plan, uid, gid)
         prepare_reports(plan.project, uid, gid)
         return run_in_compose(engine, plan, uid, gid)
