@@ -1,13 +1,16 @@
-# syntax=docker/dockerfile:1
-#
 # Two images from one file (docs/docker.md):
 #   --target test   the suite and its tools; `invoke ci` by default (docker-compose.test.yml)
 #   (default)       the `testfleet` command line alone
-# BuildKit is required (cache and bind mounts); `docker compose build` uses it.
+# BuildKit is required (cache and bind mounts); `docker compose build` uses it. There is
+# no `# syntax=` line on purpose: the engine's built-in Dockerfile frontend reads this
+# file, so a build needs no frontend image from a registry and works offline.
 
 # One Python for every stage: the 3.11 of pyproject.toml and noxfile.py, pinned to a
 # patch release so that a rebuild does not change the interpreter behind our back.
-FROM python:3.11.13-slim-bookworm AS python
+# Where no registry answers, `python -m testfleet.container` passes a base built from
+# Debian's packages instead (--build-arg PYTHON_IMAGE=testfleet-offline/python:3.11).
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+FROM ${PYTHON_IMAGE} AS python
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore

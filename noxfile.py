@@ -67,5 +67,15 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *session.posargs)
 
 
+@nox.session(python=False, default=False)
+def docker(session: nox.Session) -> None:
+    """Build the test image and run the Neo4j tests in compose, offline (docs/docker.md)."""
+    # Whatever Python runs nox must have testfleet: the engine's commands are its logic.
+    from testfleet.container.workflow import NOX_SESSION_ARGS
+
+    args = session.posargs or list(NOX_SESSION_ARGS)
+    session.run(sys.executable, "-m", "testfleet.container", "run", *args, external=True)
+
+
 if __name__ == "__main__":
     nox.main()

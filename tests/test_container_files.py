@@ -125,6 +125,7 @@ class Stage:
 def dockerfile_stages(text: str) -> dict[str, Stage]:
     """The stages of a Dockerfile by name, in order, with their joined instructions."""
     stages: dict[str, Stage] = {}
+    global_args: dict[str, str] = {}
     logical = ""
     for raw in text.splitlines():
         if not raw.strip() or raw.strip().startswith("#"):
@@ -135,9 +136,14 @@ def dockerfile_stages(text: str) -> dict[str, Stage]:
             continue
         keyword, _, args = (logical + raw).strip().partition(" ")
         logical = ""
-        if keyword.upper() == "FROM":
+        if not stages and keyword.upper() == "ARG":
+            # An ARG before the first FROM: the base image's default, read as Docker does.
+            name, _, value = args.partition("=")
+            global_args[name.strip()] = value.strip()
+        elif keyword.upper() == "FROM":
             base, _, name = args.partition(" AS ")
-            stages[name.strip()] = Stage(name.strip(), base.strip())
+            base = substitute(base.strip(), global_args)
+            stages[name.strip()] = Stage(name.strip(), base)
         else:
             list(stages.values())[-1].instructions.append(Instruction(keyword.upper(), args))
     return stages
@@ -417,7 +423,7 @@ def test_coverage_data_from_the_container_combines_into_this_checkout(tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     merged = CoverageData(basename=str(combined))
     merged.read()
-    assert merged.measured_files() == {str(ROOT / "src" / "testfleet" / "cli" / "app.py")}
+    assert merged.measured_files() == {str(ROOT / "src" / "testfleet" / "cli" / "program.py")}
 
 
 def test_everything_a_run_writes_lands_in_the_mounted_reports_directory() -> None:

@@ -405,7 +405,7 @@ def test_a_file_the_project_has_is_kept_and_its_difference_shown(
     out = capsys.readouterr().out
     assert "  kept          Dockerfile" in out
     assert "-FROM python:3.11-slim\n" in out
-    assert "+FROM python:3.11.13-slim-bookworm AS python\n" in out
+    assert "+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm\n" in out
     assert "Kept as they are: Dockerfile. `testfleet init --force` replaces them." in out
     assert init(tmp_path, "--force") == 0
     assert "AS test" in (tmp_path / "Dockerfile").read_text()

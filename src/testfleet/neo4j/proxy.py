@@ -28,11 +28,15 @@ def _close(sock: socket.socket) -> None:
 
 
 class BoltProxy:
-    """Listens on 127.0.0.1 (a free port) and forwards each connection to ``target``."""
+    """Listens on 127.0.0.1 (a free port) and forwards each connection to ``target``.
 
-    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1") -> None:
+    ``host`` and ``port`` are for the graph service of an offline compose run, which
+    listens on the compose network at Neo4j's port (:mod:`testfleet.container.graph`).
+    """
+
+    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1", port: int = 0) -> None:
         self.target = target
-        self._listener = socket.create_server((host, 0))
+        self._listener = socket.create_server((host, port))
         # accept() wakes up now and then to notice stop(): closing a socket does not
         # interrupt a blocked accept() everywhere.
         self._listener.settimeout(0.2)
