@@ -17,7 +17,7 @@ PACKAGE = "testfleet"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 MAX_COMMAND_MODULE_LINES = 300
-MAX_FUNCTION_LEVEL_IMPORTS = 10
+INSIDE_FUNCTIONS_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -210,8 +210,8 @@ def test_few_imports_sit_inside_functions_and_each_says_why() -> None:
     unexplained = [f"{i.importer}:{i.line} imports {i.imported}" for i in inner if not i.explained]
     assert not unexplained, _listing("imports inside functions without a comment", unexplained)
     listed = [f"{i.importer}:{i.line} imports {i.imported}" for i in inner]
-    assert len(inner) <= MAX_FUNCTION_LEVEL_IMPORTS, _listing(
-        f"{len(inner)} imports inside functions, at most {MAX_FUNCTION_LEVEL_IMPORTS}", listed
+    assert len(inner) <= INSIDE_FUNCTIONS_LIMIT, _listing(
+        f"{len(inner)} imports inside functions, at most {INSIDE_FUNCTIONS_LIMIT}", listed
     )
 
 
