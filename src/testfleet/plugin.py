@@ -17,7 +17,7 @@ from testfleet.diagnose import replay_hooks
 from testfleet.isolation import names as isolation
 from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
-from testfleet.scheduling import order_hooks
+from testfleet.scheduling import order_hooks, transport
 from testfleet.scheduling import plugin as scheduler_plugin
 from testfleet.settings import config as settings
 from testfleet.settings.kinds import PYTEST
@@ -89,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
         side = config.invocation_params.dir / replay_file
         config.pluginmanager.register(replay_hooks.ReplayHooks(side), REPLAY_HOOKS_NAME)
     scheduler_plugin.register(config)
+    transport.register(config)
 
 
 def report_path(config: pytest.Config) -> Path | None:
@@ -236,6 +237,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if errors:
         report_stop_errors(config, errors)
     scheduler_plugin.unregister(config)
+    transport.unregister(config)
     for name in (RECORDER_NAME, XDIST_HOOKS_NAME, SERIAL_GATE_NAME, ORDER_HOOKS_NAME):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
