@@ -141,11 +141,8 @@ class SchedulerHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        # Imported here: xdist is an optional dependency, and only its runs get here.
-        from xdist.workermanage import parse_tx_spec_config
-
         return DurationScheduling(
-            len(parse_tx_spec_config(config)),
+            len(_tx_specs(config)),
             self.costs_for,
             self.meta_for,
             getattr(log, "testfleetsched", log),
@@ -175,3 +172,13 @@ def load_for(config: pytest.Config, collection: Sequence[str] = ()) -> durations
         use_store=cache is not None,
         needed=collection,
     )
+
+
+def _tx_specs(config: pytest.Config) -> list[str]:
+    """The workers' execnet specs, as xdist's own schedulers count them."""
+    # Imported here: only a run with xdist gets here. pytest-xdist 3.7 renamed the
+    # function; 3.5 and 3.6 have only the old name.
+    import xdist.workermanage as workermanage
+
+    parse = getattr(workermanage, "parse_tx_spec_config", None) or workermanage.parse_spec_config
+    return list(parse(config))
