@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 # The same settings as this repository's [tool.coverage.run]: what makes workers count.
 COVERAGE_SETTINGS = """
@@ -91,4 +94,34 @@ def test_coverage_with_two_workers_equals_serial_coverage(tmp_path: Path) -> Non
     (calc,) = serial.values()
     # Not vacuous: the "huge" branch and never_called() are missed, the rest is run.
     assert len(calc["missing"]) == 2
+    assert len(calc["executed"]) == 8
+
+
+# A worker that cannot exit in xdist's ten seconds of grace is killed by its controller,
+# and coverage saves at exit: here a thread left running (a server a test started), which
+# Python joins before the exit handlers run.
+SLOW_TO_EXIT = """
+import threading
+import time
+
+def pytest_sessionstart(session):
+    if hasattr(session.config, "workerinput"):
+        threading.Thread(target=time.sleep, args=(30,), daemon=False).start()
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_killed_after_its_session_keeps_its_coverage(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(COVERAGE_SETTINGS)
+    (tmp_path / "src" / "calc").mkdir(parents=True)
+    (tmp_path / "src" / "calc" / "__init__.py").write_text(CALC)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_calc.py").write_text(TESTS)
+    (tmp_path / "tests" / "conftest.py").write_text(textwrap.dedent(SLOW_TO_EXIT))
+
+    parallel = measure(tmp_path, "-n", "2", "tests")
+
+    # The tests ran on the workers only: without the save at the end of their session,
+    # calc would not be measured at all.
+    (calc,) = parallel.values()
     assert len(calc["executed"]) == 8

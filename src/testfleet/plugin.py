@@ -17,6 +17,7 @@ from testfleet.diagnose import replay_hooks
 from testfleet.isolation import names as isolation
 from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
+from testfleet.runs import measure
 from testfleet.scheduling import order_hooks, transport
 from testfleet.scheduling import plugin as scheduler_plugin
 from testfleet.settings import config as settings
@@ -189,6 +190,9 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
         return (yield)
     finally:
         config = session.config
+        if workers.is_worker(config):
+            # Before xdist's wrapper tells the controller this worker finished.
+            measure.save_in_worker()
         errors = services.stop_services(config)
         if errors:
             if config.pluginmanager.get_plugin("terminalreporter") is None:

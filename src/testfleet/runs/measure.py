@@ -61,6 +61,24 @@ def _coverage(coverage: Any) -> Any:
         Path(name).unlink()
 
 
+def save_in_worker() -> None:
+    """Save this process's coverage data now, when coverage measures it.
+
+    An xdist worker does not end by itself: its controller's ``teardown_nodes`` gives the
+    workers ten seconds to exit, then kills them, and coverage saves a process's data as
+    it exits. A worker that measured a large suite on a busy machine can take longer, and
+    all its lines were lost. Saved at the end of its session, before the worker tells the
+    controller it finished, they are on disk before the controller starts to wait; the
+    save at exit only adds what ran after.
+    """
+    # Looked up, not imported: a run that coverage does not measure never loads it.
+    coverage = sys.modules.get("coverage")
+    current = getattr(getattr(coverage, "Coverage", None), "current", None)
+    measurer = current() if current is not None else None
+    if measurer is not None:
+        measurer.save()
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - runs as the measurer
     try:
         import coverage
