@@ -52,8 +52,10 @@ def test_ci_runs_the_readme_main_job_word_for_word_once_in_a_random_order() -> N
     # ... and it is the only one: no other pytest run or test session.
     others = [line for line in lines if "-m pytest" in line or "nox -s tests" in line]
     assert not others
-    # The Docker step comes after the checks, guarded, before the closing count line.
-    docker = lines.index("if [ -f .ci/docker ]; then")
+    # The Docker step comes after the checks, before the closing count line, which reads
+    # the suite's own report (the container run writes into reports/ too).
+    docker = lines.index("bash .ci/docker || exit $?")
+    assert lines.index('cp "$report" reports/ci-suite-timing.json') < docker
     assert lines.index("nox --no-venv -s lint typecheck || exit $?") < docker
     assert docker < lines.index("python3 - \"$report\" <<'PY'")
     result = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], check=False)
