@@ -33,25 +33,24 @@ __all__ = [
 SERIAL_CHOICES = ("run", "defer", "only")
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, minimum: int, below: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} {below}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more."""
+    return _whole(text, 1, "must be 1 or more")
 
 
 def count(text: str) -> int:
     """A whole number of 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
+    return _whole(text, 0, "must not be negative")
 
 
 def non_negative_float(text: str) -> float:
