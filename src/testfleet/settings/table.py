@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from testfleet.core import paths
 from testfleet.core.workers import WORKERS_ENV
@@ -39,6 +40,20 @@ from testfleet.settings.plugin_table import PLUGIN_SETTINGS
 from testfleet.settings.sections import DIAGNOSE, REPORT, RUN, SECTIONS
 
 __all__ = ["SECTIONS", "SETTINGS", "setting_options"]
+
+
+def _history_file(command: str, **kwargs: Any) -> Option:
+    """``--history-path`` of a `testfleet history` command: one help text for all of them."""
+    return Option(
+        command,
+        ("--history-path",),
+        "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
+        f"[tool.testfleet], else {paths.HISTORY})",
+        type=Path,
+        metavar="FILE",
+        **kwargs,
+    )
+
 
 SETTINGS: tuple[Setting, ...] = (
     # Runs
@@ -242,34 +257,10 @@ SETTINGS: tuple[Setting, ...] = (
                 type=Path,
                 metavar="FILE",
             ),
-            Option(
-                "history",
-                ("--history-path",),
-                "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
-                "[tool.testfleet], else reports/history.sqlite)",
-                type=Path,
-                metavar="FILE",
-            ),
-            Option(
-                "history import",
-                ("--history-path",),
-                "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
-                "[tool.testfleet], else reports/history.sqlite)",
-                type=Path,
-                metavar="FILE",
-                default=argparse.SUPPRESS,
-                in_docs=False,
-            ),
-            Option(
-                "history prune",
-                ("--history-path",),
-                "history file (default $TESTFLEET_HISTORY_PATH, else history_path in "
-                "[tool.testfleet], else reports/history.sqlite)",
-                type=Path,
-                metavar="FILE",
-                default=argparse.SUPPRESS,
-                in_docs=False,
-            ),
+            _history_file("history"),
+            # On the actions too, where it does not replace what `history` was given.
+            _history_file("history import", default=argparse.SUPPRESS, in_docs=False),
+            _history_file("history prune", default=argparse.SUPPRESS, in_docs=False),
         ),
     ),
     Setting(
