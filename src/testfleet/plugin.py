@@ -13,7 +13,7 @@ import pytest
 
 from testfleet import hookspecs
 from testfleet.core import workers
-from testfleet.diagnose import replay_hooks
+from testfleet.diagnose import replay_hooks, state_hooks
 from testfleet.isolation import names as isolation
 from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
@@ -37,6 +37,7 @@ XDIST_HOOKS_NAME = "testfleet-xdist"
 SERIAL_GATE_NAME = "testfleet-serial-gate"
 ORDER_HOOKS_NAME = "testfleet-order"
 REPLAY_HOOKS_NAME = "testfleet-replay"
+STATE_HOOKS_NAME = "testfleet-state"
 STOP_ERRORS_KEY = pytest.StashKey[list[str]]()
 
 
@@ -89,6 +90,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if replay_file:
         side = config.invocation_params.dir / replay_file
         config.pluginmanager.register(replay_hooks.ReplayHooks(side), REPLAY_HOOKS_NAME)
+    state_file = config.getoption("testfleet_state_file")
+    if state_file:
+        hooks = state_hooks.StateHooks(config.invocation_params.dir / state_file, config.rootpath)
+        config.pluginmanager.register(hooks, STATE_HOOKS_NAME)
     scheduler_plugin.register(config)
     transport.register(config)
 

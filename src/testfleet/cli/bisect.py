@@ -13,6 +13,7 @@ from testfleet.core.atomic import write_json_atomic
 from testfleet.diagnose import bisect
 from testfleet.diagnose.diagnosis import Diagnosis
 from testfleet.settings import argtypes
+from testfleet.settings import config as settings
 from testfleet.settings.kinds import Option
 from testfleet.timing import report
 
@@ -149,6 +150,8 @@ def _diagnose(
         jobs=args.jobs,
         max_tests=args.max_tests,
         timeout=args.timeout or None,
+        # The option, else TESTFLEET_BISECT_PROPOSE_FIX, else [tool.testfleet], else on.
+        propose=bool(settings.load().get("bisect_propose_fix", args.bisect_propose_fix)),
     )
     if own is not None and own.note is not None:
         result.order_source = own.note

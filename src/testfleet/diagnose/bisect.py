@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from testfleet.diagnose import probes as probes_mod
+from testfleet.diagnose import propose as propose_mod
 from testfleet.diagnose import warm as warm_mod
 from testfleet.diagnose.diagnosis import (
     AMBIGUOUS,
@@ -35,6 +36,7 @@ from testfleet.diagnose.diagnosis import (
     render_markdown,
 )
 from testfleet.diagnose.probes import FAILING, ProbeError, fixed_order_command
+from testfleet.diagnose.proposal import Proposal
 from testfleet.diagnose.search import DEFAULT_MAX_RUNS, DEFAULT_MAX_TESTS, search
 from testfleet.scheduling.ordering import read_order_file, unique
 
@@ -151,6 +153,21 @@ def _oracle(
     return probes_mod.SubprocessProbes(victim, kept, scratch, seed=seed, timeout=timeout, cwd=cwd)
 
 
+def _propose(
+    result: Diagnosis,
+    order: Sequence[str],
+    oracle: probes_mod.SubprocessProbes,
+    settings: propose_mod.Settings,
+    cwd: Path | None,
+    echo: Echo,
+) -> Proposal:
+    """A cleaner and the verified fixes of the polluter found (in the tests still collected)."""
+    collected = [t for t in order if t not in result.missing]
+    return propose_mod.propose(
+        collected, result.tests, result.victim, oracle, settings, root=cwd or Path.cwd(), echo=echo
+    )
+
+
 def failed_in_report(data: Mapping[str, Any]) -> list[str]:
     """The tests that failed or errored in a timing report, in the order they ran."""
     failed = {str(t["nodeid"]) for t in data["tests"] if t["outcome"] in ("failed", "error")}
@@ -169,6 +186,7 @@ def diagnose(
     cwd: Path | None = None,
     seed: int | None = None,
     warm: bool = True,
+    propose: bool = False,
     echo: Echo = print,
 ) -> Diagnosis:
     """Find why ``victim`` fails in ``order`` (node ids in the order they ran).
@@ -176,6 +194,7 @@ def diagnose(
     With ``seed``, every probe keeps pytest-randomly's seeding of that randomized run
     (but not its order), and the printed commands say so. Without ``jobs``, the number of
     probes at once follows from what the probes cost (warm probes only; else the CPUs).
+    With ``propose``, a polluter found gets a cleaner and verified fixes (`propose`).
     """
     sorted_args = probes_mod.split_args(pytest_args, cwd)
     kept = sorted_args.kept
@@ -195,6 +214,11 @@ def diagnose(
                 order, victim, oracle, show=show, jobs=jobs or default_jobs(),
                 max_tests=max_tests, max_runs=max_runs, adapt=adapt, echo=echo,
             )  # fmt: skip
+            if propose and result.verdict == POLLUTED:
+                settings = propose_mod.Settings(
+                    kept, seed, timeout, jobs or default_jobs(), max_tests, max_runs
+                )
+                result.proposal = _propose(result, order, oracle, settings, cwd, echo)
         finally:
             if isinstance(oracle, probes_mod.WarmProbes):
                 oracle.close()

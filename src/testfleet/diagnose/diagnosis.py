@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from testfleet.diagnose.proposal import Proposal
+
 SCHEMA_NAME = "testfleet.order"
 SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
@@ -62,6 +64,8 @@ class Diagnosis:
     report: str | None = None
     #: Whose order was bisected: "the report's worker gw1 (184 of 230 tests)", or None.
     order_source: str | None = None
+    #: For a polluter: a cleaner, the state it leaves and the verified fixes (bisect).
+    proposal: Proposal | None = None
 
     @property
     def found(self) -> bool:
@@ -90,6 +94,8 @@ class Diagnosis:
             "seed": self.seed,
             "report": self.report,
             "order_source": self.order_source,
+            "cleaner": self.proposal.cleaner if self.proposal else None,
+            "fix": self.proposal.to_json() if self.proposal else None,
         }
 
     def render(self) -> str:
@@ -99,6 +105,8 @@ class Diagnosis:
             lines.append(f"  reproduce with: {shlex.join(self.command)}")
         if self.control is not None:
             lines.append(f"  passes with:    {shlex.join(self.control)}")
+        if self.proposal is not None:
+            lines += self.proposal.render()
         lines += [f"  note: {note}" for note in self.notes]
         lines.append(
             f"  ({self.candidates} candidates, {self.rounds} rounds, {self.runs} pytest runs, "

@@ -19,7 +19,7 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,6 +207,7 @@ class SubprocessProbes:
         seed: int | None = None,
         timeout: float | None = None,
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.victim = victim
         self.options = list(options)
@@ -214,6 +215,8 @@ class SubprocessProbes:
         self.seed = seed
         self.timeout = timeout
         self.cwd = cwd
+        #: The environment of the pytest process; None: this process's.
+        self.env = env
         self._count = 0
         self._lock = threading.Lock()
 
@@ -241,6 +244,7 @@ class SubprocessProbes:
             done = subprocess.run(
                 command,
                 cwd=self.cwd,
+                env=self.env,
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,

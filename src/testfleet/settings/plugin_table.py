@@ -332,6 +332,16 @@ PLUGIN_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         PYTEST,
+        ("--testfleet-state-file",),
+        "write to FILE, as JSON, what the tests before the last one left changed: "
+        "attributes of the project's modules, environment variables, files, the current "
+        "directory, shared fixture values (the fix proposals of `testfleet bisect`).",
+        dest="testfleet_state_file",
+        metavar="FILE",
+        default=None,
+    ),
+    Option(
+        PYTEST,
         ("--testfleet-reverse",),
         "run the collected tests in reverse order (finds tests that need an earlier "
         "test, or that a later one breaks).",

@@ -440,6 +440,25 @@ SETTINGS: tuple[Setting, ...] = (
             ),
         ),
     ),
+    Setting(
+        "bisect_propose_fix",
+        FLAG,
+        True,
+        "TESTFLEET_BISECT_PROPOSE_FIX",
+        "for a polluter found, look for a cleaner and propose fixes checked by a rerun",
+        DIAGNOSE,
+        (
+            Option(
+                "bisect",
+                ("--no-fix",),
+                "for a polluter found, do not look for a cleaner test nor propose fixes (each "
+                "checked by rerunning the failing order in a copy of the project)",
+                dest="bisect_propose_fix",
+                action="store_false",
+                default=None,
+            ),
+        ),
+    ),
     *PLUGIN_SETTINGS,
 )
 
