@@ -92,7 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(replay_hooks.ReplayHooks(side), REPLAY_HOOKS_NAME)
     state_file = config.getoption("testfleet_state_file")
     if state_file:
-        hooks = state_hooks.StateHooks(config.invocation_params.dir / state_file, config.rootpath)
+        start = config.invocation_params.dir
+        hooks = state_hooks.StateHooks(start / state_file, config.rootpath, start)
         config.pluginmanager.register(hooks, STATE_HOOKS_NAME)
     scheduler_plugin.register(config)
     transport.register(config)

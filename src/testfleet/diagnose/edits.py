@@ -14,7 +14,7 @@ from pathlib import Path
 
 _DEF = re.compile(r"^(?P<indent>\s*)(async\s+)?def\s+(?P<name>\w+)\s*\(")
 _FIXTURE_DECORATOR = re.compile(r"^\s*@(pytest\.)?fixture\b")
-_SCOPE = re.compile(r"""\s*scope\s*=\s*["'](module|class|package|session)["']\s*,?""")
+_SCOPE = re.compile(r"""\s*scope\s*=\s*["'](module|class|package|session)["']\s*,?\s*""")
 
 
 @dataclass

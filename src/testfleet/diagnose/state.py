@@ -37,6 +37,8 @@ SKIPPED_DIRS = frozenset(
 MAX_FILES = 5000
 #: Containers longer than this keep only their identity: their repr would cost too much.
 MAX_LENGTH = 10_000
+#: pytest's own variables: they change with every test.
+PYTEST_ENVIRON = frozenset({"PYTEST_CURRENT_TEST"})
 SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 CONTAINERS = (list, tuple, dict, set, frozenset)
 
@@ -196,15 +198,16 @@ def files(directory: Path, *, recursive: bool) -> dict[str, str]:
     return found
 
 
-def take(root: Path) -> Snapshot:
-    """The state of this process now (``root``: where the project's own modules live)."""
+def take(root: Path, directory: Path) -> Snapshot:
+    """The state of this process now: ``root`` holds the project's own modules, and
+    ``directory`` is where the run started (the current directory of the first test)."""
     cwd = Path.cwd()
-    listed = {f"cwd:{k}": v for k, v in files(cwd, recursive=True).items()}
+    listed = {f"cwd:{k}": v for k, v in files(directory, recursive=True).items()}
     tmp = Path(tempfile.gettempdir())
     listed.update({f"tmp:{k}": v for k, v in files(tmp, recursive=False).items()})
     return Snapshot(
         attributes(own_modules(sys.modules, root.resolve())),
-        dict(os.environ),
+        {k: v for k, v in os.environ.items() if k not in PYTEST_ENVIRON},
         listed,
         str(cwd),
     )
