@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -161,6 +162,10 @@ def test_the_state_plugin_records_what_the_tests_before_the_last_one_leave(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLANTED_FLAG", "before")
+    # A temp directory of its own, as the runs of `propose` have: the machine's sees the
+    # files of every other process.
+    private = pytester.mkdir("private-tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     pytester.syspathinsert()
     pytester.makepyfile(
         planted_helpers='MODE = "plain"\n',
@@ -263,6 +268,24 @@ def test_a_fixture_keeps_its_other_arguments_when_its_scope_is_taken_off(tmp_pat
 
     assert lines is not None
     assert "@pytest.fixture(autouse=True)\n" in lines
+
+
+def test_a_method_with_a_long_docstring_gets_its_fixture_after_the_docstring(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_m.py").write_text(
+        "class TestThing:\n"
+        "    def test_writes(self) -> None:\n"
+        '        """Writes a file.\n\n        Into the cwd.\n        """\n'
+        '        open("out.txt", "w").close()\n'
+    )
+    change = Change(FILE, "out.txt", "created", "cwd")
+
+    inside, _ = suggestions_for(tmp_path, "test_m.py::TestThing::test_writes", change)
+
+    text = inside.files["test_m.py"]
+    assert "    def test_writes(self, monkeypatch, tmp_path) -> None:\n" in text
+    assert '        """\n        monkeypatch.chdir(tmp_path)\n        open(' in text
 
 
 def oracle_with(cleaners: set[str], polluter: str, runs: list[tuple[str, ...]]) -> Oracle:

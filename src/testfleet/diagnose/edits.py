@@ -60,8 +60,15 @@ def _first_statement(lines: list[str], index: int) -> int:
     while index < len(lines) and not lines[index].strip():
         index += 1
     text = lines[index].strip() if index < len(lines) else ""
-    if text[:3] in ('"""', "'''") and len(text) > 6 and text.endswith(text[:3]):
+    quote = text[:3]
+    if quote not in ('"""', "'''"):
+        return index
+    if len(text) >= 6 and text.endswith(quote):
         return index + 1
+    # A docstring over several lines: past the line that closes it.
+    for end in range(index + 1, len(lines)):
+        if quote in lines[end]:
+            return end + 1
     return index
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from testfleet.diagnose.state import Change
 
+#: Changes listed in the terminal; the JSON has them all.
+SHOWN_CHANGES = 10
+
 
 @dataclass
 class Suggestion:
@@ -61,7 +64,9 @@ class Proposal:
         lines: list[str] = []
         if self.cleaner:
             lines.append(f"  cleaner: {' and '.join(self.cleaner)} (run between them, it passes)")
-        lines += [f"  left behind: {change.describe()}" for change in self.changes]
+        lines += [f"  left behind: {c.describe()}" for c in self.changes[:SHOWN_CHANGES]]
+        if len(self.changes) > SHOWN_CHANGES:
+            lines.append(f"  left behind: {len(self.changes) - SHOWN_CHANGES} more (see --json)")
         if self.tried:
             lines.append(
                 f"  fixes: {len(self.fixes)} verified by rerunning the failing order "

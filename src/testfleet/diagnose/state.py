@@ -97,6 +97,8 @@ class Snapshot:
     environ: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
+    #: More files than MAX_FILES: a file missing from the list may just be past the cut.
+    truncated: bool = False
 
 
 def value_of(obj: object) -> Value:
@@ -210,6 +212,7 @@ def take(root: Path, directory: Path) -> Snapshot:
         {k: v for k, v in os.environ.items() if k not in PYTEST_ENVIRON},
         listed,
         str(cwd),
+        truncated=len(listed) >= MAX_FILES,
     )
 
 
@@ -230,7 +233,8 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
             changes.append(Change(ENVIRON, name, how, "", old_env, new_env))
     for key in sorted(before.files.keys() | after.files.keys()):
         old_file, new_file = before.files.get(key), after.files.get(key)
-        if old_file != new_file:
+        cut = new_file is None and (before.truncated or after.truncated)
+        if old_file != new_file and not cut:
             place, name = key.split(":", 1)
             how = "created" if old_file is None else "removed" if new_file is None else "changed"
             changes.append(Change(FILE, name, how, place))
