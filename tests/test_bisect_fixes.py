@@ -110,15 +110,17 @@ def planted_module() -> types.ModuleType:
     module.MODE = "plain"  # type: ignore[attr-defined]
     module.CACHE = []  # type: ignore[attr-defined]
     module.Config = type("Config", (), {"__module__": "planted", "DEBUG": False})  # type: ignore[attr-defined]
+    module.fetch = lambda: "real"  # type: ignore[attr-defined]
     return module
 
 
-def test_a_rebound_attribute_a_mutated_container_and_a_class_attribute_are_told_apart() -> None:
+def test_rebound_attributes_functions_included_and_a_mutated_container_are_told_apart() -> None:
     module = planted_module()
     before = state.Snapshot(state.attributes(iter([module])))
     module.MODE = "fancy"  # type: ignore[attr-defined]
     module.CACHE.append(1)  # type: ignore[attr-defined]
     module.Config.DEBUG = True  # type: ignore[attr-defined]
+    module.fetch = lambda: "fake"  # type: ignore[attr-defined]
     after = state.Snapshot(state.attributes(iter([module])))
 
     changes = state.diff(before, after)
@@ -127,6 +129,7 @@ def test_a_rebound_attribute_a_mutated_container_and_a_class_attribute_are_told_
         (ATTRIBUTE, "planted", "CACHE", "mutated"),
         (ATTRIBUTE, "planted", "Config.DEBUG", "rebound"),
         (ATTRIBUTE, "planted", "MODE", "rebound"),
+        (ATTRIBUTE, "planted", "fetch", "rebound"),
     ]
     assert changes[0].describe() == "planted.CACHE mutated: [] -> [1]"
 

@@ -158,7 +158,8 @@ def attributes(modules: Iterator[types.ModuleType]) -> dict[str, Value]:
     found: dict[str, Value] = {}
     for module in modules:
         for name, obj in list(vars(module).items()):
-            if name.startswith("__") or isinstance(obj, types.ModuleType | types.FunctionType):
+            # Functions count by identity: a patched function never put back is state too.
+            if name.startswith("__") or isinstance(obj, types.ModuleType):
                 continue
             if isinstance(obj, type):
                 if obj.__module__ == module.__name__:
@@ -169,11 +170,13 @@ def attributes(modules: Iterator[types.ModuleType]) -> dict[str, Value]:
 
 
 def _class_attributes(module: str, name: str, cls: type) -> dict[str, Value]:
-    # Only plain data: methods and descriptors are code, not state a test leaves.
+    # Plain data, and methods by identity (one patched and never put back); other
+    # descriptors are the class's machinery, not state a test leaves.
     return {
         f"{module}:{name}.{attribute}": value_of(obj)
         for attribute, obj in list(vars(cls).items())
-        if not attribute.startswith("__") and _plain(obj, 0)
+        if not attribute.startswith("__")
+        and (_plain(obj, 0) or isinstance(obj, types.FunctionType))
     }
 
 
