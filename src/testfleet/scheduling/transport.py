@@ -28,6 +28,7 @@ import pytest
 import xdist
 
 from testfleet.core import workers
+from testfleet.scheduling import worker_exit
 
 #: The pytest-xdist releases (major, minor) whose event names and methods this was tested
 #: against, both ends included; tests/test_transport.py runs the oldest in a slow test.
@@ -202,22 +203,78 @@ def passed_report(fields: tuple[Any, ...]) -> pytest.TestReport:
     )
 
 
-class Unbatcher:
-    """Controller side, per worker: unpack a batch into the events xdist handles."""
+#: The events a batch hands to xdist's ``DSession`` as calls of its ``worker_<name>``
+#: methods, with the node: the same keyword arguments ``process_from_remote`` passes.
+DIRECT = frozenset(("logstart", "logfinish", "runtest_protocol_complete"))
+#: The ``DSession`` methods a batch calls; without them each event is queued alone.
+DSESSION_METHODS = tuple(f"worker_{name}" for name in (*DIRECT, "testreport"))
 
-    def __init__(self, node: Any, plain: Callable[[object], None]) -> None:
+Call = tuple[str, dict[str, Any]]
+
+
+class Unbatcher:
+    """Controller side, per worker: unpack a batch into the events xdist handles.
+
+    With ``direct`` (xdist's ``DSession`` has the methods), the plain phases and the
+    start, finish and completion of a batch reach the session's loop as one queued event
+    whose calls run in order: xdist's loop wakes once per queued event, and that hand-off
+    between the receiving thread and the main one was most of what the controller still
+    paid per test. Anything else (a report with output, a warning) is queued alone, as
+    xdist would, after the calls before it.
+    """
+
+    def __init__(self, node: Any, plain: Callable[[object], None], *, direct: bool) -> None:
         self.node = node
         self.plain = plain
+        self.direct = direct
 
     def __call__(self, eventcall: object) -> None:
         if type(eventcall) is not tuple or eventcall[0] != BATCH_EVENT:
             self.plain(eventcall)
             return
+        node = self.node
+        if not self.direct:
+            for name, payload in eventcall[1]["events"]:
+                if name == PASSED_EVENT:
+                    node.notify_inproc("testreport", node=node, rep=passed_report(payload))
+                else:
+                    self.plain((name, payload))
+            return
+        calls: list[Call] = []
         for name, payload in eventcall[1]["events"]:
             if name == PASSED_EVENT:
-                self.node.notify_inproc("testreport", node=self.node, rep=passed_report(payload))
+                calls.append(("testreport", {"node": node, "rep": passed_report(payload)}))
+            elif name in DIRECT:
+                calls.append((name, {"node": node, **payload}))
             else:
+                if calls:
+                    node.notify_inproc(BATCH_EVENT, calls=calls)
+                    calls = []
                 self.plain((name, payload))
+        if calls:
+            node.notify_inproc(BATCH_EVENT, calls=calls)
+
+
+class SessionCalls:
+    """``DSession.worker_testfleet_batch``: a batch's calls, made in the session's loop."""
+
+    def __init__(self, dsession: Any) -> None:
+        self.dsession = dsession
+
+    def __call__(self, calls: list[Call]) -> None:
+        dsession = self.dsession
+        for name, kwargs in calls:
+            getattr(dsession, "worker_" + name)(**kwargs)
+
+
+def direct_calls(config: pytest.Config) -> bool:
+    """Give xdist's ``DSession`` a method for batches, if it has the ones a batch calls."""
+    dsession = config.pluginmanager.get_plugin("dsession")
+    if dsession is None or not all(callable(getattr(dsession, m, None)) for m in DSESSION_METHODS):
+        return False
+    if not isinstance(getattr(dsession, "worker_" + BATCH_EVENT, None), SessionCalls):
+        setattr(dsession, "worker_" + BATCH_EVENT, SessionCalls(dsession))
+    return True
 
 
 class ControllerHooks:
@@ -230,5 +287,6 @@ class ControllerHooks:
         plain = getattr(node, "process_from_remote", None)
         if not callable(plain) or not callable(getattr(node, "notify_inproc", None)):
             return
-        node.process_from_remote = Unbatcher(node, plain)
+        node.process_from_remote = Unbatcher(node, plain, direct=direct_calls(node.config))
         node.workerinput[WORKERINPUT_KEY] = 1
+        worker_exit.offer(node)
