@@ -151,6 +151,49 @@ def test_a_passed_phase_crosses_as_a_tuple_and_comes_back_as_the_same_report(
         assert vars(transport.passed_report(compact)) == vars(plain)
 
 
+def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
+    """The events a batching worker holds for test_quick[1], as it holds them."""
+    config, reports = phase_reports(pytester)
+    phases = [r for r in reports if r.nodeid.endswith("test_quick[1]")]
+    where = {"nodeid": phases[0].nodeid, "location": phases[0].location}
+    compact = [transport.compact_passed(serialised(config, report)) for report in phases]
+    return [
+        ("logstart", where),
+        *((transport.PASSED_EVENT, fields) for fields in compact),
+        ("logfinish", dict(where)),
+        ("runtest_protocol_complete", {"item_index": 3, "duration": 0.25}),
+    ]
+
+
+def test_a_passed_test_crosses_as_one_tuple_and_unfolds_into_its_six_events(
+    pytester: pytest.Pytester,
+) -> None:
+    events = a_passed_tests_events(pytester)
+    folded = transport.fold_test(events)
+    assert folded is not None
+    assert folded[0] == transport.TEST_EVENT
+    # The node id crosses once, not five times.
+    assert sum(value == events[0][1]["nodeid"] for value in folded[1]) == 1
+    assert transport.unfold_test(folded[1]) == events
+    assert transport.unfolded([folded, ("warning_recorded", {})]) == [
+        *events,
+        ("warning_recorded", {}),
+    ]
+
+
+def test_a_test_whose_events_differ_from_the_plain_pattern_is_not_folded(
+    pytester: pytest.Pytester,
+) -> None:
+    events = a_passed_tests_events(pytester)
+    assert transport.fold_test(events[:-1]) is None
+    # A marker added while the test ran: its phases do not share their keywords.
+    call = events[2][1]
+    changed = [*events[:2], (events[2][0], (*call[:-1], (*call[-1], "added"))), *events[3:]]
+    assert transport.fold_test(changed) is None
+    other_index = [*events[:-1], ("runtest_protocol_complete", {"item_index": 4, "duration": 0.25})]
+    assert transport.fold_test(other_index) is None
+
+
 def test_a_phase_with_output_properties_or_a_failure_crosses_whole(
     pytester: pytest.Pytester,
 ) -> None:
