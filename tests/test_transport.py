@@ -165,20 +165,38 @@ def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
     ]
 
 
-def test_a_passed_test_crosses_as_one_tuple_and_unfolds_into_its_six_events(
+def test_a_passed_test_crosses_as_one_string_and_unfolds_into_its_six_events(
     pytester: pytest.Pytester,
 ) -> None:
     events = a_passed_tests_events(pytester)
     folded = transport.fold_test(events)
     assert folded is not None
-    assert folded[0] == transport.TEST_EVENT
+    text = transport.encode_test(folded)
+    assert text is not None
     # The node id crosses once, not five times.
-    assert sum(value == events[0][1]["nodeid"] for value in folded[1]) == 1
-    assert transport.unfold_test(folded[1]) == events
-    assert transport.unfolded([folded, ("warning_recorded", {})]) == [
-        *events,
-        ("warning_recorded", {}),
+    assert text.count(events[0][1]["nodeid"]) == 1
+    assert transport.decode_test(text) == folded
+    assert transport.unfold_test(transport.decode_test(text)) == events
+    # The controller hands the six to xdist's session as one event.
+    node = QueueSeen()
+    transport.Unbatcher(node, node.plain.append, direct=True)(
+        (transport.TEST_EVENT, {"json": text})
+    )
+    ((name, kwargs),) = node.queued
+    assert name == transport.BATCH_EVENT
+    assert [call for call, _ in kwargs["calls"]] == [
+        "logstart",
+        "testreport",
+        "testreport",
+        "testreport",
+        "logfinish",
+        "runtest_protocol_complete",
     ]
+
+
+def test_a_value_json_cannot_carry_exactly_sends_the_events_as_they_are() -> None:
+    assert transport.encode_test(("t.py::t", ("t.py", 1, "t"), float("nan"))) is None
+    assert transport.encode_test(("t.py::t", object())) is None
 
 
 def test_a_test_whose_events_differ_from_the_plain_pattern_is_not_folded(
