@@ -151,6 +151,67 @@ def test_a_passed_phase_crosses_as_a_tuple_and_comes_back_as_the_same_report(
         assert vars(transport.passed_report(compact)) == vars(plain)
 
 
+def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
+    """The events a batching worker holds for test_quick[1], as it holds them."""
+    config, reports = phase_reports(pytester)
+    phases = [r for r in reports if r.nodeid.endswith("test_quick[1]")]
+    where = {"nodeid": phases[0].nodeid, "location": phases[0].location}
+    compact = [transport.compact_passed(serialised(config, report)) for report in phases]
+    return [
+        ("logstart", where),
+        *((transport.PASSED_EVENT, fields) for fields in compact),
+        ("logfinish", dict(where)),
+        ("runtest_protocol_complete", {"item_index": 3, "duration": 0.25}),
+    ]
+
+
+def test_a_passed_test_crosses_as_one_string_and_unfolds_into_its_six_events(
+    pytester: pytest.Pytester,
+) -> None:
+    events = a_passed_tests_events(pytester)
+    folded = transport.fold_test(events)
+    assert folded is not None
+    text = transport.encode_test(folded)
+    assert text is not None
+    # The node id crosses once, not five times.
+    assert text.count(events[0][1]["nodeid"]) == 1
+    assert transport.decode_test(text) == folded
+    assert transport.unfold_test(transport.decode_test(text)) == events
+    # The controller hands the six to xdist's session as one event.
+    node = QueueSeen()
+    transport.Unbatcher(node, node.plain.append, direct=True)(
+        (transport.TEST_EVENT, {"json": text})
+    )
+    ((name, kwargs),) = node.queued
+    assert name == transport.BATCH_EVENT
+    assert [call for call, _ in kwargs["calls"]] == [
+        "logstart",
+        "testreport",
+        "testreport",
+        "testreport",
+        "logfinish",
+        "runtest_protocol_complete",
+    ]
+
+
+def test_a_value_json_cannot_carry_exactly_sends_the_events_as_they_are() -> None:
+    assert transport.encode_test(("t.py::t", ("t.py", 1, "t"), float("nan"))) is None
+    assert transport.encode_test(("t.py::t", object())) is None
+
+
+def test_a_test_whose_events_differ_from_the_plain_pattern_is_not_folded(
+    pytester: pytest.Pytester,
+) -> None:
+    events = a_passed_tests_events(pytester)
+    assert transport.fold_test(events[:-1]) is None
+    # A marker added while the test ran: its phases do not share their keywords.
+    call = events[2][1]
+    changed = [*events[:2], (events[2][0], (*call[:-1], (*call[-1], "added"))), *events[3:]]
+    assert transport.fold_test(changed) is None
+    other_index = [*events[:-1], ("runtest_protocol_complete", {"item_index": 4, "duration": 0.25})]
+    assert transport.fold_test(other_index) is None
+
+
 def test_a_phase_with_output_properties_or_a_failure_crosses_whole(
     pytester: pytest.Pytester,
 ) -> None:
@@ -240,6 +301,127 @@ def test_a_failed_report_leaves_the_worker_before_its_test_ends() -> None:
     ]
     batcher.sendevent("workerfinished", workeroutput={})
     assert sent[-1][0] == "workerfinished"
+
+
+PASSED_CALL = (
+    "t.py::t",
+    "call",
+    0.5,
+    1.0,
+    1.5,
+    ("t.py", 1, "t"),
+    "TestReport",
+    3,
+    "gw0",
+    "u",
+    ("t",),
+)
+START = {"nodeid": "t.py::t", "location": ("t.py", 1, "t")}
+FAILED = {"data": {"outcome": "failed", "when": "teardown"}}
+
+
+class QueueSeen:
+    """A stand-in for xdist's node: what it queues for the session, and the plain path."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, dict[str, Any]]] = []
+        self.plain: list[object] = []
+
+    def notify_inproc(self, name: str, **kwargs: Any) -> None:
+        self.queued.append((name, kwargs))
+
+
+def a_batch() -> tuple[str, dict[str, Any]]:
+    return (
+        transport.BATCH_EVENT,
+        {
+            "events": [
+                ("logstart", START),
+                (transport.PASSED_EVENT, PASSED_CALL),
+                ("testreport", FAILED),
+                ("logfinish", START),
+                ("runtest_protocol_complete", {"item_index": 3, "duration": 0.6}),
+            ]
+        },
+    )
+
+
+def test_a_batch_reaches_the_session_as_one_event_cut_where_an_event_goes_alone() -> None:
+    node = QueueSeen()
+    transport.Unbatcher(node, node.plain.append, direct=True)(a_batch())
+    assert [name for name, _ in node.queued] == [transport.BATCH_EVENT, transport.BATCH_EVENT]
+    first, second = (kwargs["calls"] for _, kwargs in node.queued)
+    assert [name for name, _ in first] == ["logstart", "testreport"]
+    assert first[0][1] == {"node": node, **START}
+    report = first[1][1]["rep"]
+    assert (report.nodeid, report.when, report.outcome, report.item_index) == (
+        "t.py::t",
+        "call",
+        "passed",
+        3,
+    )
+    # The failed report with its output goes xdist's own way, between the two.
+    assert node.plain == [("testreport", FAILED)]
+    assert second == [
+        ("logfinish", {"node": node, **START}),
+        ("runtest_protocol_complete", {"node": node, "item_index": 3, "duration": 0.6}),
+    ]
+    # Anything that is not a batch is xdist's.
+    transport.Unbatcher(node, node.plain.append, direct=True)(("workerfinished", {}))
+    assert node.plain[-1] == ("workerfinished", {})
+
+
+def test_without_the_sessions_methods_a_batch_is_queued_event_by_event() -> None:
+    node = QueueSeen()
+    transport.Unbatcher(node, node.plain.append, direct=False)(a_batch())
+    assert [name for name, _ in node.queued] == ["testreport"]
+    assert [event[0] for event in node.plain] == [  # type: ignore[index]
+        "logstart",
+        "testreport",
+        "logfinish",
+        "runtest_protocol_complete",
+    ]
+
+
+def test_the_session_makes_a_batchs_calls_in_order(pytester: pytest.Pytester) -> None:
+    made: list[tuple[str, dict[str, Any]]] = []
+
+    class Session:
+        def __getattr__(self, name: str) -> Any:
+            return lambda **kwargs: made.append((name, kwargs))
+
+    calls = [("logstart", {"nodeid": "a"}), ("testreport", {"rep": 1}), ("logfinish", {})]
+    transport.SessionCalls(Session())(calls)
+    assert made == [
+        ("worker_logstart", {"nodeid": "a"}),
+        ("worker_testreport", {"rep": 1}),
+        ("worker_logfinish", {}),
+    ]
+    config = pytester.parseconfig()
+    # No xdist session in this run: nothing to hand batches to.
+    assert not transport.direct_calls(config)
+
+
+DIRECT_SEEN = """
+import pytest
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        dsession = session.config.pluginmanager.get_plugin("dsession")
+        print("DIRECT", type(getattr(dsession, "worker_testfleet_batch", None)).__name__)
+    return (yield)
+"""
+
+
+def test_a_scheduled_run_hands_its_batches_to_xdists_session_whole(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(DIRECT_SEEN)
+    pytester.makepyfile("def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    result = pytester.runpytest_subprocess(*SCHEDULED, "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*DIRECT SessionCalls"])
 
 
 def test_maxfail_stops_a_batched_run(pytester: pytest.Pytester) -> None:

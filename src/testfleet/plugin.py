@@ -18,7 +18,7 @@ from testfleet.isolation import names as isolation
 from testfleet.isolation import pools, services
 from testfleet.isolation.serial import SerialGate, remove_lock_files
 from testfleet.runs import measure
-from testfleet.scheduling import order_hooks, transport
+from testfleet.scheduling import order_hooks, transport, worker_exit
 from testfleet.scheduling import plugin as scheduler_plugin
 from testfleet.settings import config as settings
 from testfleet.settings.kinds import PYTEST
@@ -64,6 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="path of the JSON timing report, as --testfleet-report",
         default="",
     )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    status = yield
+    # Outermost, so after pytest's session and clean-up: a worker that may leave does.
+    worker_exit.after_session(config)
+    return status
 
 
 def pytest_configure(config: pytest.Config) -> None:

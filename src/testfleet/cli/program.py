@@ -14,6 +14,7 @@ from types import ModuleType
 
 import testfleet
 from testfleet.cli.output import EXIT_INTERRUPTED, error
+from testfleet.core import leave
 from testfleet.settings.kinds import Option
 from testfleet.timing.report import ReportError
 
@@ -73,9 +74,13 @@ def console() -> int:
     """The ``testfleet`` command, and ``python -m testfleet``.
 
     Here, unlike a call of :func:`main` from other code, `testfleet run` may run its
-    pytest in this process: nothing else shares the process with that session.
+    pytest in this process: nothing else shares the process with that session. For the
+    same reason the process leaves as soon as the command is done, without freeing a
+    whole session's objects one by one (:mod:`testfleet.core.leave`).
     """
-    return main(in_process=True)
+    status = main(in_process=True)
+    leave.leave(status)
+    return status
 
 
 def main(argv: Sequence[str] | None = None, *, in_process: bool = False) -> int:
