@@ -55,6 +55,14 @@ def _history_file(command: str, **kwargs: Any) -> Option:
     )
 
 
+def _bisect_and_randomized(flag: str, help: str, **kwargs: Any) -> tuple[Option, Option]:
+    """An option `testfleet bisect` and `testfleet randomized` share (listed once in docs)."""
+    return (
+        Option("bisect", (flag,), help, type=argtypes.positive_int, **kwargs),
+        Option("randomized", (flag,), help, type=argtypes.positive_int, in_docs=False, **kwargs),
+    )
+
+
 SETTINGS: tuple[Setting, ...] = (
     # Runs
     Setting(
@@ -367,24 +375,11 @@ SETTINGS: tuple[Setting, ...] = (
         "pytest runs at once "
         "while bisecting; 1 when tests share files or databases between processes",
         DIAGNOSE,
-        (
-            Option(
-                "bisect",
-                ("--jobs",),
-                "pytest runs at once (default: from the measured cost of the probes and the "
-                "free CPUs, at most 4); 1 when the tests share files or databases between "
-                "processes",
-                type=argtypes.positive_int,
-            ),
-            Option(
-                "randomized",
-                ("--jobs",),
-                "pytest runs at once (default: from the measured cost of the probes and the "
-                "free CPUs, at most 4); 1 when the tests share files or databases between "
-                "processes",
-                type=argtypes.positive_int,
-                in_docs=False,
-            ),
+        _bisect_and_randomized(
+            "--jobs",
+            "pytest runs at once (default: from the measured cost of the probes and the "
+            "free CPUs, at most 4); 1 when the tests share files or databases between "
+            "processes",
         ),
         default_text="from the probes' measured cost and the free CPUs, at most 4",
     ),
@@ -395,24 +390,10 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_BISECT_MAX_TESTS",
         "the most tests a cause may need before it is called ambiguous",
         DIAGNOSE,
-        (
-            Option(
-                "bisect",
-                ("--max-tests",),
-                "the most tests a cause may need before it is called ambiguous "
-                "(default %(default)s)",
-                type=argtypes.positive_int,
-                default=4,
-            ),
-            Option(
-                "randomized",
-                ("--max-tests",),
-                "the most tests a cause may need before it is called ambiguous "
-                "(default %(default)s)",
-                type=argtypes.positive_int,
-                default=4,
-                in_docs=False,
-            ),
+        _bisect_and_randomized(
+            "--max-tests",
+            "the most tests a cause may need before it is called ambiguous (default %(default)s)",
+            default=4,
         ),
     ),
     Setting(
@@ -422,22 +403,8 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTFLEET_BISECT_MAX_VICTIMS",
         "failing tests to diagnose at most",
         DIAGNOSE,
-        (
-            Option(
-                "bisect",
-                ("--max-victims",),
-                "failing tests to diagnose at most (default %(default)s)",
-                type=argtypes.positive_int,
-                default=5,
-            ),
-            Option(
-                "randomized",
-                ("--max-victims",),
-                "failing tests to diagnose at most (default %(default)s)",
-                type=argtypes.positive_int,
-                default=5,
-                in_docs=False,
-            ),
+        _bisect_and_randomized(
+            "--max-victims", "failing tests to diagnose at most (default %(default)s)", default=5
         ),
     ),
     Setting(
