@@ -96,35 +96,53 @@ def is_stale(installer: str, output: str) -> bool:
     return any(sign in text for sign in STALE_SIGNS[installer])
 
 
-def sync_command(installer: str, request: Request, *, workspace: bool, python: str) -> list[str]:
+def sync_command(
+    installer: str, request: Request, *, workspace: bool, python: str, code: bool = True
+) -> list[str]:
     """The tool's arguments that install the locked versions into the session's virtualenv.
 
-    uv: ``--frozen`` (installs the lock as it is; the check before says it is current),
-    ``--inexact`` (keeps what is added on top when a reused environment is synced again),
-    ``--all-packages`` in a workspace, since tests import members the root does not depend on.
+    ``code``: whether the project's code is there. The test image's dependency stage sees the
+    manifests alone, so there the tool installs the third-party packages and leaves out the
+    project, its workspace members and other local paths (they come after the code).
     """
     if installer == UV:
-        args = ["sync", "--frozen", "--inexact", "--python", python]
-        args += [item for extra in request.extras for item in ("--extra", extra)]
-        args += [item for group in request.groups for item in ("--group", group)]
-        if workspace:
-            args.append("--all-packages")
-        if not request.install_project:
-            args.append("--no-install-project")
-        if not request.editable:
-            args.append("--no-editable")
-        return args
+        return _uv_sync(request, workspace=workspace, python=python, code=code)
     if installer == POETRY:
         args = ["install", "--no-interaction"]
         args += [item for extra in request.extras for item in ("--extras", extra)]
         args += [item for group in request.groups for item in ("--with", group)]
-        return args if request.install_project else [*args, "--no-root"]
+        return args if request.install_project and code else [*args, "--no-root"]
     if installer == PDM:
         args = ["sync", "--no-interactive"]
         args += [item for name in (*request.extras, *request.groups) for item in ("-G", name)]
-        args += [] if request.install_project else ["--no-self"]
+        args += [] if request.install_project and code else ["--no-self"]
         return args if request.editable else [*args, "--no-editable"]
     raise ValueError(f"{installer!r} installs no lockfile: use one of uv, poetry, pdm")
+
+
+def _uv_sync(request: Request, *, workspace: bool, python: str, code: bool) -> list[str]:
+    """uv: ``--frozen`` (installs the lock as it is; the check before says it is current),
+    ``--inexact`` (keeps what is added on top when a reused environment is synced again),
+    ``--all-packages`` in a workspace, since tests import members the root does not depend on.
+    """
+    args = ["sync", "--frozen", "--inexact", "--python", python]
+    args += [item for extra in request.extras for item in ("--extra", extra)]
+    args += [item for group in request.groups for item in ("--group", group)]
+    if workspace:
+        args.append("--all-packages")
+    if not code:
+        # Members and path sources are not in the image yet; their dependencies are.
+        args.append("--no-install-local")
+    elif not request.install_project:
+        args.append("--no-install-project")
+    if not request.editable:
+        args.append("--no-editable")
+    return args
+
+
+def directory_option(installer: str, directory: str) -> list[str]:
+    """The tool's option that makes it read the project in ``directory``, not the working one."""
+    return [{UV: "--directory", POETRY: "--directory", PDM: "--project"}[installer], directory]
 
 
 class Session(Protocol):

