@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,35 @@ def test_a_uv_workspace_gets_its_locked_versions_and_every_member_the_tests_impo
         "testfleet: uv.lock does not match pyproject.toml: run `uv lock`, commit uv.lock, "
         "then run the session again"
     )
+
+
+@pytest.mark.lock_tools
+@pytest.mark.parametrize(("key", "tool"), [("poetry-lock", "poetry"), ("pdm-lock", "pdm")])
+def test_a_poetry_or_pdm_project_gets_its_locked_versions_from_its_own_tool(
+    tmp_path: Path, wheel: Path, key: str, tool: str
+) -> None:
+    env = environment(wheel)
+    found = shutil.which(tool, path=env["PATH"])
+    if found is None:
+        pytest.skip(f"{tool} is not on PATH: .ci/run installs it (the lock_tools marker)")
+    make_sample(tmp_path, key)
+    lock_sample(tmp_path, found)
+    said = run(tmp_path, env, sys.executable, "-m", "testfleet", "init").stdout.splitlines()[0]
+    assert f"installed by {tool} from {tool}.lock" in said
+    written = snapshot(tmp_path)
+
+    run(tmp_path, env, "nox", "-s", "tests_parallel")
+    assert list(outcomes(tmp_path / "reports" / "test-timing.json").values()) == ["passed"] * 5
+    python = tmp_path / ".nox" / "tests_parallel" / "bin" / "python"
+    versions = subprocess.run(
+        [str(python), "-c", "from importlib.metadata import version as v; print(v('six'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # pyproject.toml allows six>=1.15; a fresh resolution takes the newest, the lock 1.16.0.
+    assert versions.stdout.strip() == LOCKED_SIX
+    run(tmp_path, env, "invoke", "ci")
+    assert "5 tests: 5 passed" in (tmp_path / "reports" / "ci-summary.md").read_text()
+    after = snapshot(tmp_path)
+    assert [name for name, data in written.items() if after.get(name) != data] == []

@@ -83,8 +83,8 @@ def test_a_uv_workspace_image_syncs_the_lock_before_the_code_and_the_members_aft
         (
             "src-hatchling",
             "pdm.lock",
-            "pdm --project /tmp/project sync --no-interactive -G test --no-self",
-            "pdm sync --no-interactive -G test\n",
+            "pdm --project /tmp/project sync -G test --no-self",
+            "pdm sync -G test\n",
         ),
     ],
 )
@@ -101,6 +101,7 @@ def test_poetry_and_pdm_images_install_their_locks_with_the_sessions_choices(
     assert f"/opt/installer/bin/{deps_command}" in deps
     assert re.findall(r"source=(\S+),target", deps) == ["pyproject.toml", lock]
     assert "UV_PROJECT_ENVIRONMENT" not in text
+    assert ("ENV PDM_IGNORE_SAVED_PYTHON=1" in deps) == (lock == "pdm.lock")
     assert (
         f"ARG INSTALLER_REQUIREMENT={lockimage.INSTALLER_REQUIREMENTS[deps_command.split()[0]]}"
         in deps

@@ -60,7 +60,7 @@ def test_poetry_and_pdm_install_their_locks_with_the_same_choices() -> None:
         *("install", "--no-interaction", "--extras", "test", "--with", "dev", "--no-root"),
     ]
     assert lockfile.sync_command("pdm", request, workspace=False, python="py") == [
-        *("sync", "--no-interactive", "-G", "test", "-G", "dev", "--no-self"),
+        *("sync", "-G", "test", "-G", "dev", "--no-self"),
     ]
     with pytest.raises(ValueError, match="pip"):
         lockfile.sync_command("pip", request, workspace=False, python="py")

@@ -39,6 +39,12 @@ STALE_SIGNS = {
 }
 
 
+#: uv installs into UV_PROJECT_ENVIRONMENT; Poetry and PDM into the active VIRTUAL_ENV,
+#: except that PDM prefers the interpreter saved in .pdm-python (a developer's .venv, or
+#: the one `pdm lock` made): the session's and the image's environments would stay empty.
+TOOL_ENV = {"PDM_IGNORE_SAVED_PYTHON": "1"}
+
+
 @dataclass(frozen=True)
 class Request:
     """What the session asks for, from ``[tool.testfleet]``."""
@@ -113,7 +119,7 @@ def sync_command(
         args += [item for group in request.groups for item in ("--with", group)]
         return args if request.install_project and code else [*args, "--no-root"]
     if installer == PDM:
-        args = ["sync", "--no-interactive"]
+        args = ["sync"]
         args += [item for name in (*request.extras, *request.groups) for item in ("-G", name)]
         args += [] if request.install_project and code else ["--no-self"]
         return args if request.editable else [*args, "--no-editable"]
@@ -195,8 +201,7 @@ def install_locked(
     check_lock(session, tool, installer, project)
     python = str(Path(session.bin) / "python")
     location = str(session.virtualenv.location)
-    # uv installs into UV_PROJECT_ENVIRONMENT; Poetry and PDM into the active VIRTUAL_ENV.
-    env = {"UV_PROJECT_ENVIRONMENT": location, "VIRTUAL_ENV": location}
+    env = {"UV_PROJECT_ENVIRONMENT": location, "VIRTUAL_ENV": location, **TOOL_ENV}
     command = sync_command(installer, request, workspace=is_uv_workspace(project), python=python)
     session.run(tool, *command, env=env, external=True)
     if not on_top:

@@ -74,7 +74,8 @@ def values(project: Project) -> dict[str, Any]:
     installer = project.installer
     if installer == lockfile.PIP:
         empty = ("installer", "lockfile", "installer_requirement", "installer_cache", "lock_mounts")
-        return {"locked": False, "uv_lock": False, **dict.fromkeys(empty, "")} | {
+        return {"locked": False, "uv_lock": False, "pdm_lock": False} | {
+            **dict.fromkeys(empty, ""),
             "lock_sync_deps": "",
             "lock_sync_code": "",
             "lock_project": False,
@@ -87,6 +88,7 @@ def values(project: Project) -> dict[str, Any]:
     return {
         "locked": True,
         "uv_lock": installer == lockfile.UV,
+        "pdm_lock": installer == lockfile.PDM,
         "installer": installer,
         "lockfile": lockfile.LOCKFILES[installer],
         "installer_requirement": INSTALLER_REQUIREMENTS[installer],
