@@ -80,11 +80,15 @@ def is_uv_workspace(project: Path) -> bool:
     return "workspace" in document.get("tool", {}).get("uv", {})
 
 
-def check_command(installer: str) -> list[str]:
-    """The tool's arguments that fail when its lock does not match pyproject.toml."""
-    return {UV: ["lock", "--locked"], POETRY: ["check", "--lock"], PDM: ["lock", "--check"]}[
-        installer
-    ]
+def check_command(installer: str, python: str) -> list[str]:
+    """The tool's arguments that fail when its lock does not match pyproject.toml.
+
+    uv is given the session's Python: left to itself it takes the one ``.python-version``
+    names, and downloads it from GitHub where the machine lacks it (init chose another).
+    """
+    if installer == UV:
+        return ["lock", "--locked", "--python", python]
+    return {POETRY: ["check", "--lock"], PDM: ["lock", "--check"]}[installer]
 
 
 def stale_message(installer: str) -> str:
@@ -176,10 +180,10 @@ def find_uv(session: Session) -> str:
     return str(Path(session.bin) / UV)
 
 
-def check_lock(session: Session, tool: str, installer: str, project: Path) -> None:
+def check_lock(session: Session, tool: str, installer: str, project: Path, python: str) -> None:
     """Stop with one line and exit status 2 when the lock does not match pyproject.toml."""
     done = subprocess.run(
-        [tool, *check_command(installer)],
+        [tool, *check_command(installer, python)],
         cwd=project,
         capture_output=True,
         text=True,
@@ -190,7 +194,7 @@ def check_lock(session: Session, tool: str, installer: str, project: Path) -> No
     if is_stale(installer, done.stdout + done.stderr):
         print(stale_message(installer), file=sys.stderr)
         raise SystemExit(EXIT_STALE_LOCK)
-    session.error(f"{tool} {' '.join(check_command(installer))} failed:\n{done.stderr}")
+    session.error(f"{tool} {' '.join(check_command(installer, python))} failed:\n{done.stderr}")
 
 
 def install_locked(
@@ -198,8 +202,8 @@ def install_locked(
 ) -> None:
     """Install the locked environment into the session's virtualenv, then ``on_top``."""
     tool = find_uv(session) if installer == UV else (shutil.which(installer) or installer)
-    check_lock(session, tool, installer, project)
     python = str(Path(session.bin) / "python")
+    check_lock(session, tool, installer, project, python)
     location = str(session.virtualenv.location)
     env = {"UV_PROJECT_ENVIRONMENT": location, "VIRTUAL_ENV": location, **TOOL_ENV}
     command = sync_command(installer, request, workspace=is_uv_workspace(project), python=python)
