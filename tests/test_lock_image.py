@@ -102,6 +102,7 @@ def test_poetry_and_pdm_images_install_their_locks_with_the_sessions_choices(
     assert re.findall(r"source=(\S+),target", deps) == ["pyproject.toml", lock]
     assert "UV_PROJECT_ENVIRONMENT" not in text
     assert ("ENV PDM_IGNORE_SAVED_PYTHON=1" in deps) == (lock == "pdm.lock")
+    assert ("\"$INSTALLER_REQUIREMENT\" 'hishel[httpx2]>=1.4,<2' >" in deps) == (lock == "pdm.lock")
     assert (
         f"ARG INSTALLER_REQUIREMENT={lockimage.INSTALLER_REQUIREMENTS[deps_command.split()[0]]}"
         in deps

@@ -30,6 +30,9 @@ INSTALLER_REQUIREMENTS = {
     lockfile.POETRY: "poetry==2.5.1",
     lockfile.PDM: "pdm==2.29.4",
 }
+#: What the tool's release needs pinned beside it: pdm 2.29 does not start with hishel 2,
+#: which its own requirements allow.
+INSTALLER_PINS = {lockfile.PDM: ("hishel[httpx2]>=1.4,<2",)}
 #: Where each tool keeps its downloads: a BuildKit cache mount, kept across rebuilds.
 CACHES = {
     lockfile.UV: "/root/.cache/uv",
@@ -73,13 +76,10 @@ def values(project: Project) -> dict[str, Any]:
     """The Dockerfile template's keys for the lock's install; ``locked`` false without a lock."""
     installer = project.installer
     if installer == lockfile.PIP:
-        empty = ("installer", "lockfile", "installer_requirement", "installer_cache", "lock_mounts")
-        return {"locked": False, "uv_lock": False, "pdm_lock": False} | {
-            **dict.fromkeys(empty, ""),
-            "lock_sync_deps": "",
-            "lock_sync_code": "",
-            "lock_project": False,
-        }
+        texts = ["installer", "lockfile", "installer_requirement", "installer_pins"]
+        texts += ["installer_cache", "lock_mounts", "lock_sync_deps", "lock_sync_code"]
+        flags = dict.fromkeys(["locked", "uv_lock", "pdm_lock", "lock_project"], False)
+        return flags | dict.fromkeys(texts, "")
     deps, code = commands(project)
     mounts = "".join(
         f"    --mount=type=bind,source={name},target={MANIFESTS_DIR}/{name} \\\n"
@@ -92,6 +92,9 @@ def values(project: Project) -> dict[str, Any]:
         "installer": installer,
         "lockfile": lockfile.LOCKFILES[installer],
         "installer_requirement": INSTALLER_REQUIREMENTS[installer],
+        "installer_pins": "".join(
+            f" {shlex.quote(pin)}" for pin in INSTALLER_PINS.get(installer, ())
+        ),
         "installer_cache": CACHES[installer],
         "lock_mounts": mounts,
         "lock_sync_deps": deps,
