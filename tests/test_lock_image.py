@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from init_samples import LOCKED_SIX, lock_sample, make_sample
+from testfleet.runs.install import TOOL_ENV
 from testfleet.scaffold import lockimage
 from testfleet.scaffold.detect import detect
 from testfleet.scaffold.render import render_all
@@ -59,14 +60,15 @@ def test_a_uv_workspace_image_syncs_the_lock_before_the_code_and_the_members_aft
 ) -> None:
     text = dockerfile(locked_sample(tmp_path, "uv-workspace", "uv.lock", monkeypatch))
     deps, test = stage(text, "deps"), stage(text, "test")
-    sync = "sync --frozen --inexact --python /opt/venv/bin/python --group dev --all-packages"
-    assert f"/opt/installer/bin/uv --directory /tmp/project {sync} --no-install-local" in deps
+    options = "--frozen --inexact --python /opt/venv/bin/python --group dev --all-packages"
+    uv = "/opt/installer/bin/uv sync"
+    assert f"{uv} --directory /tmp/project {options} --no-install-local" in deps
     # The stage sees the two manifests alone; uv reads the members from the lock.
     assert re.findall(r"source=(\S+),target", deps) == ["pyproject.toml", "uv.lock"]
     assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in deps
     assert "scaffold.deps /tmp/project" not in deps
     copied = test.index("COPY --chown=tests:tests . .")
-    assert test.index(f"/opt/installer/bin/uv {sync}\n") > copied
+    assert test.index(f"{uv} {options}\n") > copied
     assert "pip install --no-cache-dir --no-deps" not in test
 
 
@@ -76,14 +78,14 @@ def test_a_uv_workspace_image_syncs_the_lock_before_the_code_and_the_members_aft
         (
             "poetry",
             "poetry.lock",
-            "poetry --directory /tmp/project install --no-interaction --extras test --with test"
+            "poetry install --directory /tmp/project --no-interaction --extras test --with test"
             " --no-root",
             "poetry install --no-interaction --extras test --with test\n",
         ),
         (
             "src-hatchling",
             "pdm.lock",
-            "pdm --project /tmp/project sync -G test --no-self",
+            "pdm sync --project /tmp/project -G test --no-self",
             "pdm sync -G test\n",
         ),
     ],
@@ -145,24 +147,33 @@ def test_hadolint_finds_nothing_in_the_dockerfiles_of_locked_projects(
 
 
 @pytest.mark.e2e
-def test_the_image_commands_install_the_locked_versions_and_then_every_member(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("key", "tool", "modules"),
+    [
+        ("uv-workspace", "uv", "etl, etl_core, etl_load"),
+        pytest.param("poetry-lock", "poetry", "stanzas", marks=pytest.mark.lock_tools),
+        pytest.param("pdm-lock", "pdm", "verses", marks=pytest.mark.lock_tools),
+    ],
+)
+def test_the_image_commands_install_the_locked_versions_and_then_the_project(
+    tmp_path: Path, key: str, tool: str, modules: str
 ) -> None:
-    uv = BIN / "uv"
-    if not uv.exists():
-        pytest.skip("uv is not installed: install the `test` extra")
-    root = tmp_path / "etl"
-    make_sample(root, "uv-workspace")
-    lock_sample(root, str(uv))
+    found = str(BIN / "uv") if tool == "uv" else shutil.which(tool)
+    if found is None or not Path(found).exists():
+        pytest.skip(f"{tool} is not on PATH: .ci/run installs it (the lock_tools marker)")
+    root = tmp_path / "project"
+    make_sample(root, key)
+    lock_sample(root, found)
     manifests = tmp_path / "manifests"
     manifests.mkdir()
-    for name in ("pyproject.toml", "uv.lock"):
+    for name in ("pyproject.toml", f"{tool}.lock"):
         shutil.copy(root / name, manifests / name)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     python = str(venv / "bin" / "python")
-    deps, code = lockimage.commands(detect(root), python, str(BIN), str(manifests))
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never"}
+    deps, code = lockimage.commands(detect(root), python, str(Path(found).parent), str(manifests))
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "VIRTUAL_ENV": str(venv)}
+    env |= {"UV_PYTHON_DOWNLOADS": "never", **TOOL_ENV}
 
     def run(command: str, cwd: Path) -> None:
         done = subprocess.run(
@@ -174,10 +185,9 @@ def test_the_image_commands_install_the_locked_versions_and_then_every_member(
         done = subprocess.run([python, "-c", code_text], capture_output=True, check=False)
         return done.returncode == 0
 
+    # The dependency stage sees the manifests alone: the lock's six, not the project yet.
     run(deps, tmp_path)
-    # The lock's six, the members' dependencies; none of the workspace's own packages yet.
     assert imports(f"import importlib.metadata as m; assert m.version('six') == '{LOCKED_SIX}'")
-    assert imports("import neo4j, testcontainers")
-    assert not imports("import etl_core")
+    assert not imports(f"import {modules}")
     run(code, root)
-    assert imports("import etl, etl_core, etl_load")
+    assert imports(f"import {modules}")

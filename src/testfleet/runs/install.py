@@ -151,7 +151,8 @@ def _uv_sync(request: Request, *, workspace: bool, python: str, code: bool) -> l
 
 
 def directory_option(installer: str, directory: str) -> list[str]:
-    """The tool's option that makes it read the project in ``directory``, not the working one."""
+    """The tool's option that makes it read the project in ``directory``, not the working one
+    (given after the subcommand: PDM takes it there only)."""
     return [{UV: "--directory", POETRY: "--directory", PDM: "--project"}[installer], directory]
 
 

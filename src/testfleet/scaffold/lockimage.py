@@ -69,7 +69,8 @@ def commands(
     code = lockfile.sync_command(installer, request, workspace=workspace, python=python)
     tool = f"{tools}/{installer}"
     where = lockfile.directory_option(installer, manifests)
-    return shlex.join([tool, *where, *deps]), shlex.join([tool, *code])
+    # After the subcommand: PDM takes --project there only (uv and Poetry anywhere).
+    return shlex.join([tool, deps[0], *where, *deps[1:]]), shlex.join([tool, *code])
 
 
 def values(project: Project) -> dict[str, Any]:
