@@ -89,6 +89,8 @@ SAMPLES = {
     "uv-workspace": Sample(
         "uv-workspace", "src", "hatchling", "tests", groups=("dev",), neo4j=True
     ),
+    "poetry-lock": Sample("poetry-lock", "flat", "poetry", "tests"),
+    "pdm-lock": Sample("pdm-lock", "src", "pdm", "tests", groups=("test",)),
 }
 
 
@@ -281,18 +283,77 @@ def _uv_workspace() -> dict[str, str]:
     }
 
 
-def lock_sample(root: Path, uv: str) -> None:
-    """Write uv.lock with ``uv lock``: six locked at LOCKED_SIX, then allowed newer versions.
+#: The command that writes each tool's lock, keeping what it locked before where it still fits.
+LOCK_ARGS = {
+    "uv": ("lock", "-q"),
+    "poetry": ("lock", "-q"),
+    "pdm": ("lock", "-q", "--update-reuse"),
+}
 
-    uv keeps a locked version that still satisfies pyproject.toml, so the lock matches the
-    project while a fresh resolution would choose the newest six.
+
+def lock_sample(root: Path, tool: str) -> None:
+    """Write the lock with ``tool`` (uv, poetry or pdm, by path): six locked at LOCKED_SIX,
+    then allowed newer versions.
+
+    Each tool keeps a locked version that still satisfies pyproject.toml, so the lock
+    matches the project while a fresh resolution would choose the newest six.
     """
+    args = LOCK_ARGS[Path(tool).name]
     pyproject = root / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(text.replace('"six>=1.15"', f'"six=={LOCKED_SIX}"'), encoding="utf-8")
-    subprocess.run([uv, "lock", "-q"], cwd=root, check=True, timeout=300)
+    pyproject.write_text(text.replace(">=1.15", f"=={LOCKED_SIX}"), encoding="utf-8")
+    subprocess.run([tool, *args], cwd=root, check=True, timeout=300, capture_output=True)
     pyproject.write_text(text, encoding="utf-8")
-    subprocess.run([uv, "lock", "-q"], cwd=root, check=True, timeout=300)
+    subprocess.run([tool, *args], cwd=root, check=True, timeout=300, capture_output=True)
+
+
+def _poetry_lock() -> dict[str, str]:
+    """A Poetry project whose tests need its `test` group; poetry.lock is made by lock_sample."""
+    return {
+        "pyproject.toml": """\
+            [tool.poetry]
+            name = "stanzas"
+            version = "0.2.0"
+            description = "A Poetry project with a lock"
+            authors = ["Ada <ada@example.com>"]
+            package-mode = true
+
+            [tool.poetry.dependencies]
+            python = ">=3.10"
+            six = ">=1.15"
+
+            [tool.poetry.group.test.dependencies]
+            pytest = ">=8"
+
+            [build-system]
+            requires = ["poetry-core>=1.0.0"]
+            build-backend = "poetry.core.masonry.api"
+            """,
+        "stanzas/__init__.py": CODE,
+        "tests/test_stanzas.py": TESTS.format(module="stanzas"),
+    }
+
+
+def _pdm_lock() -> dict[str, str]:
+    """A PDM project (src layout, pdm-backend, a `test` group); pdm.lock by lock_sample."""
+    return {
+        "pyproject.toml": """\
+            [project]
+            name = "verses"
+            version = "0.2.0"
+            requires-python = ">=3.10"
+            dependencies = ["six>=1.15"]
+
+            [dependency-groups]
+            test = ["pytest>=8"]
+
+            [build-system]
+            requires = ["pdm-backend"]
+            build-backend = "pdm.backend"
+            """,
+        "src/verses/__init__.py": CODE,
+        "tests/test_verses.py": TESTS.format(module="verses"),
+    }
 
 
 def _no_package() -> dict[str, str]:
@@ -336,6 +397,8 @@ BUILDERS = {
     "no-package": _no_package,
     "neo4j-setuptools": _neo4j_setuptools,
     "uv-workspace": _uv_workspace,
+    "poetry-lock": _poetry_lock,
+    "pdm-lock": _pdm_lock,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,29 @@ def run(
 def outcomes(report: Path) -> dict[str, str]:
     data = json.loads(report.read_text())
     return {test["nodeid"]: test["outcome"] for test in data["tests"]}
+
+
+def passes_with_the_locked_six(root: Path, env: dict[str, str], tests: int) -> None:
+    """`nox -s tests_parallel` and `invoke ci` pass with the lock's six; init's files unchanged.
+
+    pyproject.toml allows six>=1.15: a fresh resolution takes the newest, the lock 1.16.0.
+    """
+    written = snapshot(root)
+    run(root, env, "nox", "-s", "tests_parallel")
+    assert list(outcomes(root / "reports" / "test-timing.json").values()) == ["passed"] * tests
+    python = root / ".nox" / "tests_parallel" / "bin" / "python"
+    versions = subprocess.run(
+        [str(python), "-c", "from importlib.metadata import version as v; print(v('six'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert versions.stdout.strip() == LOCKED_SIX
+    run(root, env, "invoke", "ci")
+    summary = (root / "reports" / "ci-summary.md").read_text()
+    assert f"{tests} tests: {tests} passed" in summary, summary
+    after = snapshot(root)
+    assert [name for name, data in written.items() if after.get(name) != data] == []
 
 
 @pytest.mark.parametrize(
@@ -93,30 +117,16 @@ def test_a_uv_workspace_gets_its_locked_versions_and_every_member_the_tests_impo
 ) -> None:
     make_sample(tmp_path, "uv-workspace")
     lock_sample(tmp_path, str(Path(sys.executable).parent / "uv"))
+    # A Python this machine lacks: init takes the running one, and uv must not go to
+    # download the named one (from GitHub, out of reach) to check the lock.
+    (tmp_path / ".python-version").write_text("3.99\n", encoding="utf-8")
     env = environment(wheel)
     said = run(tmp_path, env, sys.executable, "-m", "testfleet", "init").stdout.splitlines()[0]
     assert "workspace members etl-core, etl-load (the tests import etl-core, etl-load)" in said
     assert "installed by uv from uv.lock" in said
     assert "Neo4j yes (testcontainers[neo4j] in the dependencies" in said
-    written = snapshot(tmp_path)
-
-    run(tmp_path, env, "nox", "-s", "tests_parallel")
     # test_members imports etl-load, which the root does not depend on: all 6 pass.
-    assert list(outcomes(tmp_path / "reports" / "test-timing.json").values()) == ["passed"] * 6
-    python = tmp_path / ".nox" / "tests_parallel" / "bin" / "python"
-    versions = subprocess.run(
-        [str(python), "-c", "from importlib.metadata import version as v; print(v('six'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    # pyproject.toml allows six>=1.15; a fresh resolution takes the newest, the lock 1.16.0.
-    assert versions.stdout.strip() == LOCKED_SIX
-    run(tmp_path, env, "invoke", "ci")
-    summary = (tmp_path / "reports" / "ci-summary.md").read_text()
-    assert "6 tests: 6 passed" in summary, summary
-    after = snapshot(tmp_path)
-    assert [name for name, data in written.items() if after.get(name) != data] == []
+    passes_with_the_locked_six(tmp_path, env, 6)
 
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"six>=1.15"', '"six>=1.15", "idna"'))
@@ -125,3 +135,19 @@ def test_a_uv_workspace_gets_its_locked_versions_and_every_member_the_tests_impo
         "testfleet: uv.lock does not match pyproject.toml: run `uv lock`, commit uv.lock, "
         "then run the session again"
     )
+
+
+@pytest.mark.lock_tools
+@pytest.mark.parametrize(("key", "tool"), [("poetry-lock", "poetry"), ("pdm-lock", "pdm")])
+def test_a_poetry_or_pdm_project_gets_its_locked_versions_from_its_own_tool(
+    tmp_path: Path, wheel: Path, key: str, tool: str
+) -> None:
+    env = environment(wheel)
+    found = shutil.which(tool, path=env["PATH"])
+    if found is None:
+        pytest.skip(f"{tool} is not on PATH: .ci/run installs it (the lock_tools marker)")
+    make_sample(tmp_path, key)
+    lock_sample(tmp_path, found)
+    said = run(tmp_path, env, sys.executable, "-m", "testfleet", "init").stdout.splitlines()[0]
+    assert f"installed by {tool} from {tool}.lock" in said
+    passes_with_the_locked_six(tmp_path, env, 5)

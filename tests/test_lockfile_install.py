@@ -60,7 +60,7 @@ def test_poetry_and_pdm_install_their_locks_with_the_same_choices() -> None:
         *("install", "--no-interaction", "--extras", "test", "--with", "dev", "--no-root"),
     ]
     assert lockfile.sync_command("pdm", request, workspace=False, python="py") == [
-        *("sync", "--no-interactive", "-G", "test", "-G", "dev", "--no-self"),
+        *("sync", "-G", "test", "-G", "dev", "--no-self"),
     ]
     with pytest.raises(ValueError, match="pip"):
         lockfile.sync_command("pip", request, workspace=False, python="py")
@@ -143,6 +143,27 @@ def test_a_uv_session_syncs_the_lock_into_its_virtualenv_then_adds_testfleet(
     ]
     assert session.envs[0] is not None
     assert session.envs[0]["UV_PROJECT_ENVIRONMENT"] == str(tmp_path / "venv")
+
+
+def test_the_lock_check_uses_the_sessions_python_not_the_one_python_version_names(
+    uv_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uv, left to choose, takes .python-version's 3.99 and goes to download it; this uv
+    # fails as the real one does when it cannot.
+    (uv_project / ".python-version").write_text("3.99\n", encoding="utf-8")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "uv").write_text(
+        '#!/bin/sh\n[ "$1" = lock ] && [ "$3" != --python ] && { echo "error: dns error" >&2; '
+        'exit 2; }\necho "$@" >> "$0.calls"\n',
+        encoding="utf-8",
+    )
+    (tools / "uv").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    session = FakeSession(tmp_path / "venv")
+    testfleet.nox.install(session, Environment(testfleet="testfleet==9"))  # type: ignore[arg-type]
+    python = str(tmp_path / "venv" / "bin" / "python")
+    assert (tools / "uv.calls").read_text().splitlines() == [f"lock --locked --python {python}"]
 
 
 def test_a_stale_uv_lock_stops_the_session_with_one_line_and_status_2(

@@ -207,6 +207,22 @@ def test_markdown_escapes_pipes_in_test_ids(
     assert "`t.py::test[a\\|b]`" in capsys.readouterr().out
 
 
+def test_markdown_shortens_a_test_id_that_prints_a_huge_parameter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A multipart parser's fuzz test ids hold a 10 MB body; the summary must stay small.
+    nodeid = "t.py::test_preamble[" + "rn" * 500_000 + "boundary]"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(make_report([make_test(nodeid, 0.1)], 1.0, 1, "serial")))
+    assert main(["report", str(path), "--format", "markdown"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "test_preamble" in line]
+    assert rows
+    assert max(len(line) for line in rows) < 400
+    (row,) = [line for line in rows if line.startswith("| 0.100 |")]
+    assert "`t.py::test_preamble[rnrn" in row
+    assert row.endswith("rnboundary]` |")
+
+
 BAD_REPORTS = {
     "missing.json": (None, "no such file"),
     "truncated.json": ('{"schema": "testfleet.timing/1", "run": {', "not valid JSON (line 1"),

@@ -103,8 +103,16 @@ def _text(analysis: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+#: The longest cell a Markdown table gets: a parametrized id can print a value of megabytes,
+#: and GitHub refuses a job summary over 1 MiB. Longer cells keep their start and end.
+MAX_CELL = 300
+
+
 def _md_cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    cell = str(text)
+    if len(cell) > MAX_CELL:
+        cell = f"{cell[: MAX_CELL - 80]} … {cell[-60:]}"
+    return cell.replace("|", "\\|").replace("\n", " ")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:

@@ -39,6 +39,12 @@ STALE_SIGNS = {
 }
 
 
+#: uv installs into UV_PROJECT_ENVIRONMENT; Poetry and PDM into the active VIRTUAL_ENV,
+#: except that PDM prefers the interpreter saved in .pdm-python (a developer's .venv, or
+#: the one `pdm lock` made): the session's and the image's environments would stay empty.
+TOOL_ENV = {"PDM_IGNORE_SAVED_PYTHON": "1"}
+
+
 @dataclass(frozen=True)
 class Request:
     """What the session asks for, from ``[tool.testfleet]``."""
@@ -74,11 +80,15 @@ def is_uv_workspace(project: Path) -> bool:
     return "workspace" in document.get("tool", {}).get("uv", {})
 
 
-def check_command(installer: str) -> list[str]:
-    """The tool's arguments that fail when its lock does not match pyproject.toml."""
-    return {UV: ["lock", "--locked"], POETRY: ["check", "--lock"], PDM: ["lock", "--check"]}[
-        installer
-    ]
+def check_command(installer: str, python: str) -> list[str]:
+    """The tool's arguments that fail when its lock does not match pyproject.toml.
+
+    uv is given the session's Python: left to itself it takes the one ``.python-version``
+    names, and downloads it from GitHub where the machine lacks it (init chose another).
+    """
+    if installer == UV:
+        return ["lock", "--locked", "--python", python]
+    return {POETRY: ["check", "--lock"], PDM: ["lock", "--check"]}[installer]
 
 
 def stale_message(installer: str) -> str:
@@ -96,35 +106,54 @@ def is_stale(installer: str, output: str) -> bool:
     return any(sign in text for sign in STALE_SIGNS[installer])
 
 
-def sync_command(installer: str, request: Request, *, workspace: bool, python: str) -> list[str]:
+def sync_command(
+    installer: str, request: Request, *, workspace: bool, python: str, code: bool = True
+) -> list[str]:
     """The tool's arguments that install the locked versions into the session's virtualenv.
 
-    uv: ``--frozen`` (installs the lock as it is; the check before says it is current),
-    ``--inexact`` (keeps what is added on top when a reused environment is synced again),
-    ``--all-packages`` in a workspace, since tests import members the root does not depend on.
+    ``code``: whether the project's code is there. The test image's dependency stage sees the
+    manifests alone, so there the tool installs the third-party packages and leaves out the
+    project, its workspace members and other local paths (they come after the code).
     """
     if installer == UV:
-        args = ["sync", "--frozen", "--inexact", "--python", python]
-        args += [item for extra in request.extras for item in ("--extra", extra)]
-        args += [item for group in request.groups for item in ("--group", group)]
-        if workspace:
-            args.append("--all-packages")
-        if not request.install_project:
-            args.append("--no-install-project")
-        if not request.editable:
-            args.append("--no-editable")
-        return args
+        return _uv_sync(request, workspace=workspace, python=python, code=code)
     if installer == POETRY:
         args = ["install", "--no-interaction"]
         args += [item for extra in request.extras for item in ("--extras", extra)]
         args += [item for group in request.groups for item in ("--with", group)]
-        return args if request.install_project else [*args, "--no-root"]
+        return args if request.install_project and code else [*args, "--no-root"]
     if installer == PDM:
-        args = ["sync", "--no-interactive"]
+        args = ["sync"]
         args += [item for name in (*request.extras, *request.groups) for item in ("-G", name)]
-        args += [] if request.install_project else ["--no-self"]
+        args += [] if request.install_project and code else ["--no-self"]
         return args if request.editable else [*args, "--no-editable"]
     raise ValueError(f"{installer!r} installs no lockfile: use one of uv, poetry, pdm")
+
+
+def _uv_sync(request: Request, *, workspace: bool, python: str, code: bool) -> list[str]:
+    """uv: ``--frozen`` (installs the lock as it is; the check before says it is current),
+    ``--inexact`` (keeps what is added on top when a reused environment is synced again),
+    ``--all-packages`` in a workspace, since tests import members the root does not depend on.
+    """
+    args = ["sync", "--frozen", "--inexact", "--python", python]
+    args += [item for extra in request.extras for item in ("--extra", extra)]
+    args += [item for group in request.groups for item in ("--group", group)]
+    if workspace:
+        args.append("--all-packages")
+    if not code:
+        # Members and path sources are not in the image yet; their dependencies are.
+        args.append("--no-install-local")
+    elif not request.install_project:
+        args.append("--no-install-project")
+    if not request.editable:
+        args.append("--no-editable")
+    return args
+
+
+def directory_option(installer: str, directory: str) -> list[str]:
+    """The tool's option that makes it read the project in ``directory``, not the working one
+    (given after the subcommand: PDM takes it there only)."""
+    return [{UV: "--directory", POETRY: "--directory", PDM: "--project"}[installer], directory]
 
 
 class Session(Protocol):
@@ -152,10 +181,10 @@ def find_uv(session: Session) -> str:
     return str(Path(session.bin) / UV)
 
 
-def check_lock(session: Session, tool: str, installer: str, project: Path) -> None:
+def check_lock(session: Session, tool: str, installer: str, project: Path, python: str) -> None:
     """Stop with one line and exit status 2 when the lock does not match pyproject.toml."""
     done = subprocess.run(
-        [tool, *check_command(installer)],
+        [tool, *check_command(installer, python)],
         cwd=project,
         capture_output=True,
         text=True,
@@ -166,7 +195,7 @@ def check_lock(session: Session, tool: str, installer: str, project: Path) -> No
     if is_stale(installer, done.stdout + done.stderr):
         print(stale_message(installer), file=sys.stderr)
         raise SystemExit(EXIT_STALE_LOCK)
-    session.error(f"{tool} {' '.join(check_command(installer))} failed:\n{done.stderr}")
+    session.error(f"{tool} {' '.join(check_command(installer, python))} failed:\n{done.stderr}")
 
 
 def install_locked(
@@ -174,11 +203,10 @@ def install_locked(
 ) -> None:
     """Install the locked environment into the session's virtualenv, then ``on_top``."""
     tool = find_uv(session) if installer == UV else (shutil.which(installer) or installer)
-    check_lock(session, tool, installer, project)
     python = str(Path(session.bin) / "python")
+    check_lock(session, tool, installer, project, python)
     location = str(session.virtualenv.location)
-    # uv installs into UV_PROJECT_ENVIRONMENT; Poetry and PDM into the active VIRTUAL_ENV.
-    env = {"UV_PROJECT_ENVIRONMENT": location, "VIRTUAL_ENV": location}
+    env = {"UV_PROJECT_ENVIRONMENT": location, "VIRTUAL_ENV": location, **TOOL_ENV}
     command = sync_command(installer, request, workspace=is_uv_workspace(project), python=python)
     session.run(tool, *command, env=env, external=True)
     if not on_top:

@@ -6,7 +6,9 @@ DIR`` in its dependency stage, where DIR holds only the project's manifests
 system, the runtime dependencies, the test extras and dependency groups that
 ``[tool.testfleet]`` names (extras that name the project itself expanded), the
 requirement files it names, and what the test sessions run with. Changing the code
-therefore never reinstalls the dependencies.
+therefore never reinstalls the dependencies. An image whose lock's tool installs the
+dependencies (testfleet.scaffold.lockimage) asks for the session tools alone
+(``--session-tools``).
 """
 
 from __future__ import annotations
@@ -183,8 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m testfleet.scaffold.deps",
         description="Print the requirements a project's test image needs, one a line.",
     )
-    parser.add_argument("directory", type=Path, help="the directory with pyproject.toml")
+    parser.add_argument("directory", type=Path, nargs="?", help="the directory with pyproject.toml")
+    parser.add_argument(
+        "--session-tools",
+        action="store_true",
+        help="print only what the sessions run with (an image whose lock's tool installs the rest)",
+    )
     args = parser.parse_args(argv)
+    if args.session_tools:
+        sys.stdout.write("".join(line + "\n" for line in SESSION_TOOLS))
+        return 0
+    if args.directory is None:
+        parser.error("the directory with pyproject.toml is required")
     try:
         lines = project_requirements(args.directory, os.environ)
     except (OSError, tomllib.TOMLDecodeError, config.ConfigError) as exc:

@@ -27,6 +27,14 @@ class Edit:
     advice: list[str] = field(default_factory=list)
 
 
+def session_groups(project: Project) -> list[str]:
+    """The dependency groups the sessions install: Poetry's own where Poetry installs them
+    (``poetry install --with GROUP``)."""
+    if project.dependency_groups:
+        return project.dependency_groups
+    return project.poetry_groups if project.installer == POETRY else []
+
+
 def testfleet_table(project: Project) -> Table:
     """The ``[tool.testfleet]`` init proposes: how the test sessions install the project."""
     table = tomlkit.table()
@@ -37,11 +45,8 @@ def testfleet_table(project: Project) -> Table:
         table.add("editable", True)
     if project.extras:
         table.add("extras", project.extras)
-    if project.dependency_groups:
-        table.add("dependency_groups", project.dependency_groups)
-    elif project.installer == POETRY and project.poetry_groups:
-        # Poetry installs its own groups (poetry install --with GROUP).
-        table.add("dependency_groups", project.poetry_groups)
+    if session_groups(project):
+        table.add("dependency_groups", session_groups(project))
     if project.requirements:
         table.add("requirements", project.requirements)
     if project.installer != PIP:

@@ -16,6 +16,8 @@ from typing import Any
 
 from testfleet import __version__
 from testfleet.core import paths
+from testfleet.runs.install import PIP
+from testfleet.scaffold import lockimage
 from testfleet.scaffold.detect import Project
 
 # Pinned patch releases of the official image (python:X.Y.Z-slim-bookworm).
@@ -88,7 +90,7 @@ def default_branch(root: Path) -> str:
 
 
 def _install_text(project: Project) -> str:
-    if project.installer != "pip":
+    if project.installer != PIP:
         # The lock's tool installs the locked versions (testfleet.runs.install).
         workspace = ", every workspace member" if project.members else ""
         chosen = [f"`{name}`" for name in [*project.extras, *project.dependency_groups]]
@@ -131,7 +133,7 @@ def values_for(project: Project, *, neo4j: bool, target: str | None = "test") ->
         "python_image": f"{PYTHON_IMAGES.get(project.python, project.python)}-slim-bookworm",
         "testfleet_requirement": f"testfleet=={__version__}",
         "manifest_mounts": mounts,
-        "install_project": project.install_project,
+        "pip_project": project.install_project and project.installer == PIP,
         "editable_flag": "--editable ",
         "scm_version": project.install_project and version_from_git(project),
         "neo4j": neo4j,
@@ -142,6 +144,7 @@ def values_for(project: Project, *, neo4j: bool, target: str | None = "test") ->
         "default_branch": default_branch(project.root),
         "test_dirs_text": ", ".join(f"`{name}/`" for name in project.test_dirs),
         "install_text": _install_text(project),
+        **lockimage.values(project),
     }
 
 
