@@ -14,6 +14,8 @@ from pathlib import Path
 
 _DEF = re.compile(r"^(?P<indent>\s*)(async\s+)?def\s+(?P<name>\w+)\s*\(")
 _FIXTURE_DECORATOR = re.compile(r"^\s*@(pytest\.)?fixture\b")
+#: A comment at the end of a line (one without quotes: a ``#`` in a string is no comment).
+_COMMENT = re.compile(r"\s*#[^'\"]*$")
 _SCOPE = re.compile(r"""\s*scope\s*=\s*["'](module|class|package|session)["']\s*,?\s*""")
 
 
@@ -48,11 +50,16 @@ def find_function(path: Path, name: str) -> Function | None:
         match = _DEF.match(line)
         if match and match["name"] == name:
             end = index
-            while end < len(lines) and not lines[end].rstrip().endswith(":"):
+            while end < len(lines) and not _code(lines[end]).endswith(":"):
                 end += 1
             body = _first_statement(lines, end + 1)
             return Function(path, lines, index, body, _indent_at(lines, body))
     return None
+
+
+def _code(line: str) -> str:
+    """The line without its end-of-line comment (``def test_x():  # noqa``) and spaces."""
+    return _COMMENT.sub("", line.rstrip("\r\n")).rstrip()
 
 
 def _first_statement(lines: list[str], index: int) -> int:
@@ -99,7 +106,7 @@ def with_parameters(function: Function, names: list[str]) -> list[str]:
     # The closing parenthesis of the parameters: the last one before the colon.
     for index in range(function.body - 1, function.start - 1, -1):
         line = lines[index]
-        close = line.rfind(")", 0, line.rfind(":"))
+        close = line.rfind(")", 0, len(_code(line)))
         if close < 0:
             continue
         before = line[:close].rstrip()
