@@ -27,7 +27,7 @@ from testfleet.diagnose import probes as probes_mod
 from testfleet.diagnose.minimize import Echo, Oracle
 from testfleet.diagnose.probes import FAILING, NotCollected, ProbeError
 from testfleet.diagnose.proposal import Proposal, Suggestion
-from testfleet.diagnose.state import SKIPPED_DIRS, Change
+from testfleet.diagnose.state import ROOT_ENV, SKIPPED_DIRS, Change
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,9 @@ class CopyRunner:
         if state:
             options.append(f"--testfleet-state-file={state_file}")
         env = {**os.environ, "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
+        # The project's package may be imported from the original (an editable install):
+        # its modules are the project's own too.
+        env[ROOT_ENV] = str(self.root)
         probe = _Probe(
             self.victim,
             options,
