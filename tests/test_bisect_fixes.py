@@ -331,6 +331,29 @@ def test_a_polluter_whose_signature_ends_in_a_comment_gets_monkeypatch_in_its_ow
     assert '    with open("out.txt", "w") as out:\n' in text
 
 
+def test_a_method_is_rewritten_in_its_own_class_not_in_an_earlier_one_of_the_same_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_two.py").write_text(
+        "import os\n\n\n"
+        "class TestUsers:\n"
+        "    def test_create(self):\n"
+        "        assert os.environ.get('PLANTED_FLAG') is None\n\n\n"
+        "class TestGroups:\n"
+        "    def test_create(self):\n"
+        "        os.environ['PLANTED_FLAG'] = '1'\n"
+    )
+    change = Change(ENVIRON, "PLANTED_FLAG", "set", "", None, "1")
+
+    inside, _ = suggestions_for(tmp_path, "test_two.py::TestGroups::test_create", change)
+
+    assert "-        os.environ['PLANTED_FLAG'] = '1'" in inside.diff
+    assert "+        monkeypatch.setenv('PLANTED_FLAG', '1')" in inside.diff
+    assert inside.diff.count("+    def test_create(self, monkeypatch):") == 1
+    text = inside.files["test_two.py"]
+    assert "    def test_create(self):\n        assert os.environ" in text
+
+
 def oracle_with(cleaners: set[str], polluter: str, runs: list[tuple[str, ...]]) -> Oracle:
     """The victim fails after the polluter unless a cleaner runs in between."""
 

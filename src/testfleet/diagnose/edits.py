@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +42,27 @@ def test_name(nodeid: str) -> tuple[str, str]:
     return path, rest.rsplit("::", 1)[-1].split("[", 1)[0]
 
 
-def find_function(path: Path, name: str) -> Function | None:
-    """The first function ``name`` of the file, or None."""
+def test_classes(nodeid: str) -> list[str]:
+    """The classes a node id's test is in, outermost first (``TestA::TestNested``)."""
+    return nodeid.split("[", 1)[0].split("::")[1:-1]
+
+
+def find_function(path: Path, name: str, classes: Sequence[str] = ()) -> Function | None:
+    """The first function ``name`` of the file inside ``classes`` (nested so), or None.
+
+    A method a class inherits is not in its body: then the file's first of that name.
+    """
     if not path.is_file():
         return None
     lines = read_lines(path)
-    for index, line in enumerate(lines):
+    within = _class_body(lines, classes)
+    found = None if within is None else _function(path, lines, name, within)
+    return found if found is not None or not classes else find_function(path, name)
+
+
+def _function(path: Path, lines: list[str], name: str, within: range) -> Function | None:
+    for index in within:
+        line = lines[index]
         match = _DEF.match(line)
         if match and match["name"] == name:
             end = index
@@ -55,6 +71,37 @@ def find_function(path: Path, name: str) -> Function | None:
             body = _first_statement(lines, end + 1)
             return Function(path, lines, index, body, _indent_at(lines, body))
     return None
+
+
+def _class_body(lines: list[str], classes: Sequence[str]) -> range | None:
+    """The lines of the innermost of ``classes`` (the whole file for none), or None.
+
+    Two classes of a file often have methods of the same name (``test_create``): the
+    test's own is the one to rewrite.
+    """
+    start, stop, depth = 0, len(lines), -1
+    for name in classes:
+        pattern = re.compile(rf"^(\s*)class\s+{re.escape(name)}\b")
+        for index in range(start, stop):
+            match = pattern.match(lines[index])
+            if match and len(match[1]) > depth:
+                depth, start = len(match[1]), index + 1
+                stop = next(
+                    (
+                        i
+                        for i in range(start, stop)
+                        if lines[i].strip() and _depth(lines[i]) <= depth
+                    ),
+                    stop,
+                )
+                break
+        else:
+            return None
+    return range(start, stop)
+
+
+def _depth(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def _code(line: str) -> str:
