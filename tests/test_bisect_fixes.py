@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from testfleet.cli.program import main
-from testfleet.diagnose import cleaner, edits, fixes, propose, state
+from testfleet.diagnose import cleaner, edits, fixes, polluter_fixes, propose, state
 from testfleet.diagnose.probes import SubprocessProbes
 from testfleet.diagnose.state import ATTRIBUTE, CWD, ENVIRON, FILE, FIXTURE, Change
 
@@ -352,6 +352,24 @@ def test_a_method_is_rewritten_in_its_own_class_not_in_an_earlier_one_of_the_sam
     assert inside.diff.count("+    def test_create(self, monkeypatch):") == 1
     text = inside.files["test_two.py"]
     assert "    def test_create(self):\n        assert os.environ" in text
+
+
+def test_an_import_goes_after_a_module_docstring_with_a_line_that_starts_like_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_doc.py").write_text(
+        '"""The store, seen\n'
+        "from a user's side.\n"
+        '"""\n\n'
+        "def test_fills(shared):\n"
+        "    shared.append(1)\n"
+    )
+    change = Change(FIXTURE, "shared", "mutated", "", "[]", "[1]")
+
+    (inside,) = polluter_fixes.in_polluters(tmp_path, ["test_doc.py::test_fills"], change)
+
+    text = inside.files["test_doc.py"]
+    assert text.startswith('"""The store, seen\nfrom a user\'s side.\n"""\nimport copy\n')
 
 
 def oracle_with(cleaners: set[str], polluter: str, runs: list[tuple[str, ...]]) -> Oracle:

@@ -7,6 +7,7 @@ fit a file's shape is dropped there, not trusted here.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 from collections.abc import Sequence
@@ -183,6 +184,26 @@ def with_imports(lines: list[str], imports: list[str]) -> list[str]:
 
 
 def _import_position(lines: list[str]) -> int:
+    """Where new imports go: before the first one, else after ``__future__`` imports and
+    the module docstring. From the syntax tree, so that a docstring's line that starts
+    with "from " is not taken for an import (the new one would land inside the string)."""
+    try:
+        tree = ast.parse("".join(lines))
+    except SyntaxError:
+        # Not Python as it stands: by the lines' look (the rerun drops a misfit).
+        return _import_line(lines)
+    position = 0
+    for number, node in enumerate(tree.body):
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            position = node.end_lineno or position
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            return node.lineno - 1
+        elif number == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            position = node.end_lineno or position
+    return position
+
+
+def _import_line(lines: list[str]) -> int:
     after_future = 0
     for index, line in enumerate(lines):
         if line.startswith("from __future__"):
