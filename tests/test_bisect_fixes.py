@@ -372,6 +372,24 @@ def test_an_import_goes_after_a_module_docstring_with_a_line_that_starts_like_on
     assert text.startswith('"""The store, seen\nfrom a user\'s side.\n"""\nimport copy\n')
 
 
+def test_a_copy_of_the_project_has_its_absolute_links_to_its_own_files_point_into_the_copy(
+    tmp_path: Path,
+) -> None:
+    root, copy = tmp_path / "project", tmp_path / "copy"
+    (root / "real").mkdir(parents=True)
+    (root / "data").symlink_to(root / "real")
+    (root / "outside").symlink_to(tmp_path)
+    (root / "relative").symlink_to("real")
+
+    propose.copy_project(root, copy)
+    (copy / "data" / "written.txt").write_text("x")
+
+    assert not (root / "real" / "written.txt").exists()
+    assert (copy / "real" / "written.txt").exists()
+    assert (copy / "outside").readlink() == tmp_path
+    assert (copy / "relative").readlink() == Path("real")
+
+
 def oracle_with(cleaners: set[str], polluter: str, runs: list[tuple[str, ...]]) -> Oracle:
     """The victim fails after the polluter unless a cleaner runs in between."""
 
