@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from testfleet.cli.program import main
-from testfleet.diagnose import cleaner, edits, fixes, propose, state
+from testfleet.diagnose import cleaner, edits, fixes, polluter_fixes, propose, state
 from testfleet.diagnose.probes import SubprocessProbes
 from testfleet.diagnose.state import ATTRIBUTE, CWD, ENVIRON, FILE, FIXTURE, Change
 
@@ -134,6 +134,26 @@ def test_rebound_attributes_functions_included_and_a_mutated_container_are_told_
     assert changes[0].describe() == "planted.CACHE mutated: [] -> [1]"
 
 
+class Unconfigured:
+    """A lazy settings object before it is configured: every attribute lookup refuses."""
+
+    def __getattribute__(self, name: str) -> object:
+        raise RuntimeError("settings are not configured")
+
+
+def test_an_attribute_that_refuses_every_lookup_is_left_out_and_the_rest_still_snapshotted() -> (
+    None
+):
+    module = planted_module()
+    module.settings = Unconfigured()  # type: ignore[attr-defined]
+
+    found = state.attributes(iter([module]))
+
+    assert "planted:MODE" in found
+    assert "planted:settings" not in found
+    assert state.value_of(Unconfigured()).digest is None
+
+
 def test_environment_files_and_the_current_directory_changes_are_listed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,14 +162,14 @@ def test_environment_files_and_the_current_directory_changes_are_listed(
     (tmp_path / "edited.txt").write_text("old")
     (tmp_path / "sub").mkdir()
     monkeypatch.setenv("PLANTED_CHANGED", "old")
-    before = state.take(tmp_path, tmp_path)
+    before = state.take([tmp_path], tmp_path)
     monkeypatch.setenv("PLANTED_CHANGED", "new")
     monkeypatch.setenv("PLANTED_SET", "1")
     (tmp_path / "edited.txt").write_text("newer text")
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "inside.txt").write_text("x")
     monkeypatch.chdir(tmp_path / "sub")
-    after = state.take(tmp_path, tmp_path)
+    after = state.take([tmp_path], tmp_path)
 
     changes = {(c.kind, c.name, c.how) for c in state.diff(before, after)}
 
@@ -291,6 +311,85 @@ def test_a_method_with_a_long_docstring_gets_its_fixture_after_the_docstring(
     assert '        """\n        monkeypatch.chdir(tmp_path)\n        open(' in text
 
 
+def test_a_polluter_whose_signature_ends_in_a_comment_gets_monkeypatch_in_its_own_body(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_c.py").write_text(
+        "import os\n\n\n"
+        "def test_sets():  # noqa: D103 (a comment)\n"
+        '    os.environ["PLANTED_FLAG"] = "1"\n'
+        '    with open("out.txt", "w") as out:\n'
+        '        out.write("x")\n'
+    )
+    change = Change(ENVIRON, "PLANTED_FLAG", "set", "", None, "1")
+
+    inside, _ = suggestions_for(tmp_path, "test_c.py::test_sets", change)
+
+    text = inside.files["test_c.py"]
+    assert "def test_sets(monkeypatch):  # noqa: D103 (a comment)\n" in text
+    assert '    monkeypatch.setenv("PLANTED_FLAG", "1")\n' in text
+    assert '    with open("out.txt", "w") as out:\n' in text
+
+
+def test_a_method_is_rewritten_in_its_own_class_not_in_an_earlier_one_of_the_same_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_two.py").write_text(
+        "import os\n\n\n"
+        "class TestUsers:\n"
+        "    def test_create(self):\n"
+        "        assert os.environ.get('PLANTED_FLAG') is None\n\n\n"
+        "class TestGroups:\n"
+        "    def test_create(self):\n"
+        "        os.environ['PLANTED_FLAG'] = '1'\n"
+    )
+    change = Change(ENVIRON, "PLANTED_FLAG", "set", "", None, "1")
+
+    inside, _ = suggestions_for(tmp_path, "test_two.py::TestGroups::test_create", change)
+
+    assert "-        os.environ['PLANTED_FLAG'] = '1'" in inside.diff
+    assert "+        monkeypatch.setenv('PLANTED_FLAG', '1')" in inside.diff
+    assert inside.diff.count("+    def test_create(self, monkeypatch):") == 1
+    text = inside.files["test_two.py"]
+    assert "    def test_create(self):\n        assert os.environ" in text
+
+
+def test_an_import_goes_after_a_module_docstring_with_a_line_that_starts_like_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_doc.py").write_text(
+        '"""The store, seen\n'
+        "from a user's side.\n"
+        '"""\n\n'
+        "def test_fills(shared):\n"
+        "    shared.append(1)\n"
+    )
+    change = Change(FIXTURE, "shared", "mutated", "", "[]", "[1]")
+
+    (inside,) = polluter_fixes.in_polluters(tmp_path, ["test_doc.py::test_fills"], change)
+
+    text = inside.files["test_doc.py"]
+    assert text.startswith('"""The store, seen\nfrom a user\'s side.\n"""\nimport copy\n')
+
+
+def test_a_copy_of_the_project_has_its_absolute_links_to_its_own_files_point_into_the_copy(
+    tmp_path: Path,
+) -> None:
+    root, copy = tmp_path / "project", tmp_path / "copy"
+    (root / "real").mkdir(parents=True)
+    (root / "data").symlink_to(root / "real")
+    (root / "outside").symlink_to(tmp_path)
+    (root / "relative").symlink_to("real")
+
+    propose.copy_project(root, copy)
+    (copy / "data" / "written.txt").write_text("x")
+
+    assert not (root / "real" / "written.txt").exists()
+    assert (copy / "real" / "written.txt").exists()
+    assert (copy / "outside").readlink() == tmp_path
+    assert (copy / "relative").readlink() == Path("real")
+
+
 def oracle_with(cleaners: set[str], polluter: str, runs: list[tuple[str, ...]]) -> Oracle:
     """The victim fails after the polluter unless a cleaner runs in between."""
 
@@ -420,3 +519,37 @@ def test_no_fix_leaves_the_diagnosis_without_a_cleaner_or_fixes(
     assert result["verdict"] == "polluted-by"
     assert (result["cleaner"], result["fix"]) == (None, None)
     assert "cleaner:" not in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_package_imported_from_the_project_not_from_its_copy_still_has_its_changes_seen(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A src layout installed in editable mode: the runs in a copy of the project import
+    # the package from the project itself (PYTHONPATH stands for the editable install).
+    pytester.makepyfile(
+        **{
+            "src/planted_app/__init__.py": "",
+            "src/planted_app/settings.py": 'MODE = "plain"\n',
+            "tests/test_app.py": (
+                "import planted_app.settings\n\n\n"
+                "def test_sets_mode():\n"
+                '    planted_app.settings.MODE = "fancy"\n\n\n'
+                "def test_mode_is_plain():\n"
+                '    assert planted_app.settings.MODE == "plain"\n'
+            ),
+        }
+    )
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path / "src"))
+    polluter, victim = "tests/test_app.py::test_sets_mode", "tests/test_app.py::test_mode_is_plain"
+    scratch = pytester.mkdir("scratch")
+    oracle = SubprocessProbes(victim, ["-p", "no:randomly"], scratch, cwd=pytester.path)
+
+    found = propose.propose(
+        [polluter, victim], [polluter], victim, oracle, settings(), root=pytester.path, echo=print
+    )
+
+    assert [(c.place, c.name, c.how) for c in found.changes] == [
+        ("planted_app.settings", "MODE", "rebound")
+    ]
+    assert (found.tried, found.dropped) == (2, 0)

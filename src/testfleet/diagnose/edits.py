@@ -7,13 +7,17 @@ fit a file's shape is dropped there, not trusted here.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 _DEF = re.compile(r"^(?P<indent>\s*)(async\s+)?def\s+(?P<name>\w+)\s*\(")
 _FIXTURE_DECORATOR = re.compile(r"^\s*@(pytest\.)?fixture\b")
+#: A comment at the end of a line (one without quotes: a ``#`` in a string is no comment).
+_COMMENT = re.compile(r"\s*#[^'\"]*$")
 _SCOPE = re.compile(r"""\s*scope\s*=\s*["'](module|class|package|session)["']\s*,?\s*""")
 
 
@@ -39,20 +43,71 @@ def test_name(nodeid: str) -> tuple[str, str]:
     return path, rest.rsplit("::", 1)[-1].split("[", 1)[0]
 
 
-def find_function(path: Path, name: str) -> Function | None:
-    """The first function ``name`` of the file, or None."""
+def test_classes(nodeid: str) -> list[str]:
+    """The classes a node id's test is in, outermost first (``TestA::TestNested``)."""
+    return nodeid.split("[", 1)[0].split("::")[1:-1]
+
+
+def find_function(path: Path, name: str, classes: Sequence[str] = ()) -> Function | None:
+    """The first function ``name`` of the file inside ``classes`` (nested so), or None.
+
+    A method a class inherits is not in its body: then the file's first of that name.
+    """
     if not path.is_file():
         return None
     lines = read_lines(path)
-    for index, line in enumerate(lines):
+    within = _class_body(lines, classes)
+    found = None if within is None else _function(path, lines, name, within)
+    return found if found is not None or not classes else find_function(path, name)
+
+
+def _function(path: Path, lines: list[str], name: str, within: range) -> Function | None:
+    for index in within:
+        line = lines[index]
         match = _DEF.match(line)
         if match and match["name"] == name:
             end = index
-            while end < len(lines) and not lines[end].rstrip().endswith(":"):
+            while end < len(lines) and not _code(lines[end]).endswith(":"):
                 end += 1
             body = _first_statement(lines, end + 1)
             return Function(path, lines, index, body, _indent_at(lines, body))
     return None
+
+
+def _class_body(lines: list[str], classes: Sequence[str]) -> range | None:
+    """The lines of the innermost of ``classes`` (the whole file for none), or None.
+
+    Two classes of a file often have methods of the same name (``test_create``): the
+    test's own is the one to rewrite.
+    """
+    start, stop, depth = 0, len(lines), -1
+    for name in classes:
+        pattern = re.compile(rf"^(\s*)class\s+{re.escape(name)}\b")
+        for index in range(start, stop):
+            match = pattern.match(lines[index])
+            if match and len(match[1]) > depth:
+                depth, start = len(match[1]), index + 1
+                stop = next(
+                    (
+                        i
+                        for i in range(start, stop)
+                        if lines[i].strip() and _depth(lines[i]) <= depth
+                    ),
+                    stop,
+                )
+                break
+        else:
+            return None
+    return range(start, stop)
+
+
+def _depth(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _code(line: str) -> str:
+    """The line without its end-of-line comment (``def test_x():  # noqa``) and spaces."""
+    return _COMMENT.sub("", line.rstrip("\r\n")).rstrip()
 
 
 def _first_statement(lines: list[str], index: int) -> int:
@@ -99,7 +154,7 @@ def with_parameters(function: Function, names: list[str]) -> list[str]:
     # The closing parenthesis of the parameters: the last one before the colon.
     for index in range(function.body - 1, function.start - 1, -1):
         line = lines[index]
-        close = line.rfind(")", 0, line.rfind(":"))
+        close = line.rfind(")", 0, len(_code(line)))
         if close < 0:
             continue
         before = line[:close].rstrip()
@@ -129,6 +184,26 @@ def with_imports(lines: list[str], imports: list[str]) -> list[str]:
 
 
 def _import_position(lines: list[str]) -> int:
+    """Where new imports go: before the first one, else after ``__future__`` imports and
+    the module docstring. From the syntax tree, so that a docstring's line that starts
+    with "from " is not taken for an import (the new one would land inside the string)."""
+    try:
+        tree = ast.parse("".join(lines))
+    except SyntaxError:
+        # Not Python as it stands: by the lines' look (the rerun drops a misfit).
+        return _import_line(lines)
+    position = 0
+    for number, node in enumerate(tree.body):
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            position = node.end_lineno or position
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            return node.lineno - 1
+        elif number == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            position = node.end_lineno or position
+    return position
+
+
+def _import_line(lines: list[str]) -> int:
     after_future = 0
     for index, line in enumerate(lines):
         if line.startswith("from __future__"):

@@ -121,7 +121,7 @@ def in_polluters(root: Path, polluters: Sequence[str], change: Change) -> list[S
     found: list[Suggestion] = []
     for polluter in polluters:
         file, name = edits.test_name(polluter)
-        function = edits.find_function(root / file, name)
+        function = edits.find_function(root / file, name, edits.test_classes(polluter))
         lines = None if function is None else plan.apply(function)
         if function is not None and lines is not None and lines != function.lines:
             diff = edits.unified_diff(file, function.lines, lines)

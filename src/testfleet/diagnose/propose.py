@@ -27,7 +27,7 @@ from testfleet.diagnose import probes as probes_mod
 from testfleet.diagnose.minimize import Echo, Oracle
 from testfleet.diagnose.probes import FAILING, NotCollected, ProbeError
 from testfleet.diagnose.proposal import Proposal, Suggestion
-from testfleet.diagnose.state import SKIPPED_DIRS, Change
+from testfleet.diagnose.state import ROOT_ENV, SKIPPED_DIRS, Change
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class CopyRunner:
     ) -> Run:
         work = Path(tempfile.mkdtemp(prefix="run-", dir=self.scratch))
         project, tmp = work / "project", work / "tmp"
-        shutil.copytree(self.root, project, symlinks=True, ignore=_ignored)
+        copy_project(self.root, project)
         tmp.mkdir()
         for relative, text in (files or {}).items():
             (project / relative).write_text(text, encoding="utf-8")
@@ -88,6 +88,9 @@ class CopyRunner:
         if state:
             options.append(f"--testfleet-state-file={state_file}")
         env = {**os.environ, "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
+        # The project's package may be imported from the original (an editable install):
+        # its modules are the project's own too.
+        env[ROOT_ENV] = str(self.root)
         probe = _Probe(
             self.victim,
             options,
@@ -105,6 +108,30 @@ class CopyRunner:
             changes = [Change(**change) for change in data["changes"]]
         shutil.rmtree(work, ignore_errors=True)
         return Run(victim, probe.outcomes, changes)
+
+
+def copy_project(root: Path, project: Path) -> None:
+    """A copy of ``root`` at ``project``, its links to its own files pointing into the copy.
+
+    Links are copied as links; one with an absolute target inside ``root`` would
+    otherwise lead from the copy back into the project, and a polluter writing through
+    it would change the project itself.
+    """
+    shutil.copytree(root, project, symlinks=True, ignore=_ignored)
+    resolved = root.resolve()
+    for directory, dirs, names in os.walk(project):
+        for name in [*dirs, *names]:
+            link = Path(directory, name)
+            target = link.readlink() if link.is_symlink() else None
+            if target is not None and target.is_absolute():
+                inside = _inside(target, root) or _inside(target, resolved)
+                if inside is not None:
+                    link.unlink()
+                    link.symlink_to(project / inside, target_is_directory=(root / inside).is_dir())
+
+
+def _inside(target: Path, root: Path) -> Path | None:
+    return target.relative_to(root) if target.is_relative_to(root) else None
 
 
 def _ignored(directory: str, names: list[str]) -> set[str]:

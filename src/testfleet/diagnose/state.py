@@ -17,7 +17,7 @@ import reprlib
 import sys
 import tempfile
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,11 @@ SKIPPED_DIRS = frozenset(
 MAX_FILES = 5000
 #: Containers longer than this keep only their identity: their repr would cost too much.
 MAX_LENGTH = 10_000
-#: pytest's own variables: they change with every test.
-PYTEST_ENVIRON = frozenset({"PYTEST_CURRENT_TEST"})
+#: The project a copy was made of (`propose` runs each probe in a copy): a package
+#: installed in editable mode (a src layout, say) is imported from there, not from the copy.
+ROOT_ENV = "TESTFLEET_STATE_ROOT"
+#: pytest's own variables, and the one above: they change with every test, or are ours.
+PYTEST_ENVIRON = frozenset({"PYTEST_CURRENT_TEST", ROOT_ENV})
 SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 CONTAINERS = (list, tuple, dict, set, frozenset)
 
@@ -104,13 +107,14 @@ class Snapshot:
 def value_of(obj: object) -> Value:
     """The identity of ``obj`` and, for plain data, a digest of its full repr."""
     shown = _short(obj)
-    data = obj if _plain(obj, 0) else _instance_data(obj)
-    if data is None:
-        return Value(id(obj), None, shown)
     try:
-        text = repr(data)
+        data = obj if _plain(obj, 0) else _instance_data(obj)
+        text = None if data is None else repr(data)
     except Exception:
-        # Any repr may fail; the identity is still kept.
+        # Any attribute lookup or repr may fail (a lazy settings object not configured
+        # yet, a proxy outside its context); the identity is still kept.
+        return Value(id(obj), None, shown)
+    if text is None:
         return Value(id(obj), None, shown)
     return Value(id(obj), hashlib.sha1(text.encode(errors="replace")).hexdigest(), shown)
 
@@ -141,16 +145,26 @@ def _plain(obj: object, depth: int) -> bool:
     return all(_plain(item, depth + 1) for item in items)
 
 
-def own_modules(modules: Mapping[str, object], root: Path) -> Iterator[types.ModuleType]:
-    """The modules loaded from files under ``root`` and not from an installed environment."""
+def own_modules(modules: Mapping[str, object], roots: Sequence[Path]) -> Iterator[types.ModuleType]:
+    """The modules loaded from files under one of ``roots`` and not from an installed
+    environment."""
     prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     for module in list(modules.values()):
         path = getattr(module, "__file__", None)
-        if not isinstance(module, types.ModuleType) or not path:
+        if not isinstance(module, types.ModuleType) or not isinstance(path, str):
             continue
         resolved = Path(path).resolve()
-        if resolved.is_relative_to(root) and not any(resolved.is_relative_to(p) for p in prefixes):
+        if any(resolved.is_relative_to(r) for r in roots) and not any(
+            resolved.is_relative_to(p) for p in prefixes
+        ):
             yield module
+
+
+def roots(rootdir: Path) -> list[Path]:
+    """Where the project's own modules are: pytest's rootdir, and the project a copy was
+    made of (``ROOT_ENV``)."""
+    original = os.environ.get(ROOT_ENV)
+    return [rootdir.resolve(), *([Path(original).resolve()] if original else [])]
 
 
 def attributes(modules: Iterator[types.ModuleType]) -> dict[str, Value]:
@@ -158,15 +172,24 @@ def attributes(modules: Iterator[types.ModuleType]) -> dict[str, Value]:
     found: dict[str, Value] = {}
     for module in modules:
         for name, obj in list(vars(module).items()):
-            # Functions count by identity: a patched function never put back is state too.
-            if name.startswith("__") or isinstance(obj, types.ModuleType):
+            if name.startswith("__"):
                 continue
-            if isinstance(obj, type):
-                if obj.__module__ == module.__name__:
-                    found.update(_class_attributes(module.__name__, name, obj))
+            try:
+                found.update(_attribute(module.__name__, name, obj))
+            except Exception:
+                # Even isinstance looks ``__class__`` up, which a proxy may refuse: such
+                # an attribute is left out rather than the whole snapshot.
                 continue
-            found[f"{module.__name__}:{name}"] = value_of(obj)
     return found
+
+
+def _attribute(module: str, name: str, obj: object) -> dict[str, Value]:
+    # Functions count by identity: a patched function never put back is state too.
+    if isinstance(obj, types.ModuleType):
+        return {}
+    if isinstance(obj, type):
+        return _class_attributes(module, name, obj) if obj.__module__ == module else {}
+    return {f"{module}:{name}": value_of(obj)}
 
 
 def _class_attributes(module: str, name: str, cls: type) -> dict[str, Value]:
@@ -203,15 +226,15 @@ def files(directory: Path, *, recursive: bool) -> dict[str, str]:
     return found
 
 
-def take(root: Path, directory: Path) -> Snapshot:
-    """The state of this process now: ``root`` holds the project's own modules, and
+def take(roots: Sequence[Path], directory: Path) -> Snapshot:
+    """The state of this process now: ``roots`` hold the project's own modules, and
     ``directory`` is where the run started (the current directory of the first test)."""
     cwd = Path.cwd()
     listed = {f"cwd:{k}": v for k, v in files(directory, recursive=True).items()}
     tmp = Path(tempfile.gettempdir())
     listed.update({f"tmp:{k}": v for k, v in files(tmp, recursive=False).items()})
     return Snapshot(
-        attributes(own_modules(sys.modules, root.resolve())),
+        attributes(own_modules(sys.modules, roots)),
         {k: v for k, v in os.environ.items() if k not in PYTEST_ENVIRON},
         listed,
         str(cwd),

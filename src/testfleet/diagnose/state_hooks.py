@@ -22,7 +22,8 @@ class StateHooks:
 
     def __init__(self, path: Path, root: Path, directory: Path) -> None:
         self.path = path
-        self.root = root
+        #: Where the project's own modules are: the rootdir, and in a copy the original.
+        self.roots = state.roots(root)
         #: Where the run started: the files of the current directory are listed from here.
         self.directory = directory
         self.before: state.Snapshot | None = None
@@ -35,11 +36,11 @@ class StateHooks:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         # tryfirst: before the first test's setup, so that its fixtures' doing counts.
         if self.before is None:
-            self.before = state.take(self.root, self.directory)
+            self.before = state.take(self.roots, self.directory)
         if nextitem is None:
             # The victim: the polluters' teardown has run, its own setup has not.
             self.victim = item
-            self.changes = state.diff(self.before, state.take(self.root, self.directory))
+            self.changes = state.diff(self.before, state.take(self.roots, self.directory))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
