@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = """
-import atexit, sys, threading
+import atexit, gzip, sys, threading
 from pathlib import Path
 from testfleet.core import leave
 
@@ -19,8 +21,16 @@ atexit.register(lambda: (here / "atexit").write_text("ran"))
 # A file a test left open, its last lines still in its buffer.
 LEFT_OPEN = open(here / "left-open.txt", "w")
 LEFT_OPEN.write("buffered line\\n")
+# A compressed writer left open: closing it writes its trailer.
+PACKED = gzip.open(here / "packed.gz", "wt")
+PACKED.write("packed line\\n")
 sys.stdout.write("no newline yet")
-if sys.argv[2] == "thread":
+if sys.argv[2] == "traced":
+    sys.settrace(lambda *args: None)
+    leave.leave(3)
+    sys.settrace(None)
+    sys.stdout.write(" | returned: traced")
+elif sys.argv[2] == "thread":
     done = threading.Event()
     threading.Thread(target=done.wait).start()
     leave.leave(3)
@@ -32,6 +42,15 @@ else:
 """
 
 
+def untraced() -> dict[str, str]:
+    """This environment less coverage's variables: a measured child would not leave."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+    }
+
+
 def run_script(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(SCRIPT), encoding="utf-8")
@@ -40,6 +59,7 @@ def run_script(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        env=untraced(),
     )
 
 
@@ -49,13 +69,18 @@ def test_leaving_runs_exit_handlers_and_flushes_open_files_and_streams(tmp_path:
     assert done.stdout == "no newline yet"
     assert (tmp_path / "atexit").read_text() == "ran"
     assert (tmp_path / "left-open.txt").read_text() == "buffered line\n"
+    with gzip.open(tmp_path / "packed.gz", "rt") as packed:
+        assert packed.read() == "packed line\n"
 
 
-def test_a_running_thread_keeps_the_ordinary_exit(tmp_path: Path) -> None:
-    done = run_script(tmp_path, "thread")
-    # leave() returned, the thread was let go, and the script ended on its own.
+@pytest.mark.parametrize(("mode", "why"), [("thread", "a thread runs"), ("traced", "traced")])
+def test_a_running_thread_or_a_tracer_keeps_the_ordinary_exit(
+    tmp_path: Path, mode: str, why: str
+) -> None:
+    done = run_script(tmp_path, mode)
+    # leave() returned, and the script ended the ordinary way.
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "no newline yet | returned: a thread runs"
+    assert done.stdout == f"no newline yet | returned: {why}"
     assert (tmp_path / "atexit").read_text() == "ran"
     assert (tmp_path / "left-open.txt").read_text() == "buffered line\n"
 
@@ -98,6 +123,8 @@ def test_workers_of_a_scheduled_run_leave_at_once_and_lose_nothing(
 ) -> None:
     out = pytester.mkdir("out")
     monkeypatch.setenv("LEAVE_OUT", str(out))
+    for name in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_leave_suite=WORKER_SUITE)
     pytester.makepyfile(test_more="\n".join(f"def test_{n}():\n    pass\n" for n in range(6)))
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-n", "2", "-rA", *options)

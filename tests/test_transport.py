@@ -424,6 +424,50 @@ def test_a_scheduled_run_hands_its_batches_to_xdists_session_whole(
     result.stdout.fnmatch_lines(["*DIRECT SessionCalls"])
 
 
+class BrokenNode(QueueSeen):
+    """A node whose configuration and shutdown record what xdist's error path does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[pytest.ExceptionInfo[BaseException]] = []
+        self.shut = False
+        self.config = self
+
+    def notify_exception(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.shown.append(excinfo)
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def test_a_message_that_cannot_be_unpacked_takes_its_worker_down_as_xdist_would() -> None:
+    node = BrokenNode()
+    transport.Unbatcher(node, node.plain.append, direct=True)(
+        (transport.TEST_EVENT, {"json": "[not json"})
+    )
+    # Shown, and the worker reported down with the error, not as a crash of its test.
+    assert [excinfo.typename for excinfo in node.shown] == ["JSONDecodeError"]
+    assert node.shut
+    assert [name for name, _ in node.queued] == ["errordown"]
+    assert node.queued[0][1]["error"] is node.shown[0]
+
+
+UNSERIALISER = """
+def pytest_report_from_serializable(config, data):
+    return None
+"""
+
+
+def test_a_plugin_that_unserialises_reports_itself_gets_xdists_plain_messages(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(UNSERIALISER)
+    pytester.makepyfile(BATCHING_SEEN.format(expected=False))
+    result = pytester.runpytest_subprocess(*SCHEDULED, "-rA")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["BATCHING False"])
+
+
 def test_maxfail_stops_a_batched_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         "def test_fails_first():\n    assert False\n"

@@ -34,6 +34,10 @@ from testfleet.scheduling import worker_exit
 #: The pytest-xdist releases (major, minor) whose event names and methods this was tested
 #: against, both ends included; tests/test_transport.py runs the oldest in a slow test.
 SUPPORTED = ((3, 5), (3, 8))
+#: pytest's own plugins that turn a report's dict back into a report. A passed phase
+#: crossing as a tuple is rebuilt without this hook: with any other plugin implementing
+#: it, the controller offers no batching and each report goes through the hook as before.
+OWN_UNSERIALISERS = frozenset(("reports", "subtests"))
 #: Key in ``workerinput``: the controller reads batches.
 WORKERINPUT_KEY = "testfleet_batch"
 #: The name a batch crosses under, as an xdist event.
@@ -304,13 +308,27 @@ class Unbatcher:
 
     def __call__(self, eventcall: object) -> None:
         name = eventcall[0] if type(eventcall) is tuple else None
-        if name == TEST_EVENT:
-            events = unfold_test(decode_test(eventcall[1]["json"]))  # type: ignore[index]
-        elif name == BATCH_EVENT:
-            events = eventcall[1]["events"]  # type: ignore[index]
-        else:
+        if name != TEST_EVENT and name != BATCH_EVENT:
             self.plain(eventcall)
             return
+        # Called in execnet's receiving thread, as xdist's process_from_remote is: an
+        # error is shown and takes the worker down the way xdist's would, instead of
+        # closing the channel and passing for a crash of the test it was running.
+        try:
+            self.unpack(eventcall)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            excinfo = pytest.ExceptionInfo.from_current()
+            self.node.config.notify_exception(excinfo)
+            self.node.shutdown()
+            self.node.notify_inproc("errordown", node=self.node, error=excinfo)
+
+    def unpack(self, eventcall: tuple[str, dict[str, Any]]) -> None:
+        if eventcall[0] == TEST_EVENT:
+            events = unfold_test(decode_test(eventcall[1]["json"]))
+        else:
+            events = eventcall[1]["events"]
         node = self.node
         if not self.direct:
             for name, payload in events:
@@ -365,6 +383,9 @@ class ControllerHooks:
         # callback, so the wrapper set on the instance here is the one that receives.
         plain = getattr(node, "process_from_remote", None)
         if not callable(plain) or not callable(getattr(node, "notify_inproc", None)):
+            return
+        unserialisers = node.config.hook.pytest_report_from_serializable.get_hookimpls()
+        if not {impl.plugin_name for impl in unserialisers} <= OWN_UNSERIALISERS:
             return
         node.process_from_remote = Unbatcher(node, plain, direct=direct_calls(node.config))
         node.workerinput[WORKERINPUT_KEY] = 1
