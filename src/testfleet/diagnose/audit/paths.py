@@ -77,18 +77,11 @@ class PathChecks(AuditBase):
     ) -> list[tuple[str, str, int]]:
         kept, self.hits = self.hits, []
         try:
-            params = {
-                a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
-            }
-            stored = {
-                n.id
-                for n in ast.walk(func)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-            }
+            bound = frozenset(self.bound_names(func))
             self.isolated_lines = self.isolated_cwd_lines(func)
             for node in ast.walk(func):
                 if isinstance(node, ast.Call):
-                    self._check_path_call(node, frozenset(stored | params))
+                    self._check_path_call(node, bound)
                     self.check_helper_call(node)
             return [
                 (hit.rule, hit.detail, hit.line)

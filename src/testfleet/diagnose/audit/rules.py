@@ -86,7 +86,7 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
             arg.arg for arg in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
         }
         local = self._locals(func)
-        declared_global = self._declared_global(func)
+        declared_global = self.declared_global(func)
         restored = self._restored_lines(func) | self.restoring_block_lines(func)
         self._mutations = []
         self.state_changes = []
@@ -121,22 +121,8 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
 
     # -- TF101, TF102: paths ------------------------------------------------------------
 
-    @staticmethod
-    def _declared_global(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-        return {
-            name for node in ast.walk(func) if isinstance(node, ast.Global) for name in node.names
-        }
-
     def _locals(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
-        params = {
-            arg.arg for arg in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
-        }
-        stored = {
-            node.id
-            for node in ast.walk(func)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-        }
-        return frozenset((stored | params) - self._declared_global(func))
+        return frozenset(self.bound_names(func) - self.declared_global(func))
 
     def _teardown_keys(self, scope: Scope) -> set[str]:
         """What a class's teardown changes back: a change of it in setUp or a test is undone.
@@ -155,7 +141,7 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
                 if stmt.name not in partners:
                     continue
                 self.hits, self._mutations, self.state_changes = [], [], []
-                local, declared_global = self._locals(stmt), self._declared_global(stmt)
+                local, declared_global = self._locals(stmt), self.declared_global(stmt)
                 self.bind_state_aliases(stmt, scope, local)
                 for node in ast.walk(stmt):
                     if isinstance(node, ast.Call):
