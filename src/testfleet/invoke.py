@@ -62,6 +62,7 @@ def ci(c: Context, workers: str = "", shard: str = "") -> None:
     except (ValueError, config_mod.ConfigError) as exc:
         raise Exit(f"testfleet: error: --workers: {exc}", code=2) from None
     report = Path(settings.get("report"))
+    held = _quarantined(settings)
     run_id = new_run_id()
     env = {RUN_ID_ENV: run_id, REPORT_ENV: str(report), WORKERS_ENV: str(chosen)}
     print(f"testfleet: CI run {run_id}, workers {chosen}")
@@ -71,7 +72,6 @@ def ci(c: Context, workers: str = "", shard: str = "") -> None:
         return
     if coverage:
         c.run("coverage erase")
-    held = _quarantined(settings)
     main_args = f" -- {quarantine.deselect_args(held)}" if held else ""
     tests = c.run(f"nox -s tests_parallel{main_args}", env=env, warn=True)
     if held:
