@@ -24,7 +24,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from testfleet.cli.output import step_summary_file
+from testfleet.core.atomic import append_text_atomic
 from testfleet.core.workers import RUN_ID_ENV, WORKERS_ENV, new_run_id
+from testfleet.history.settings import ENABLED_ENV as HISTORY_ENV
+from testfleet.runs import quarantine
 from testfleet.settings import config as config_mod
 from testfleet.sharding import tasks as shardtasks
 
@@ -58,6 +62,7 @@ def ci(c: Context, workers: str = "", shard: str = "") -> None:
     except (ValueError, config_mod.ConfigError) as exc:
         raise Exit(f"testfleet: error: --workers: {exc}", code=2) from None
     report = Path(settings.get("report"))
+    held = _quarantined(settings)
     run_id = new_run_id()
     env = {RUN_ID_ENV: run_id, REPORT_ENV: str(report), WORKERS_ENV: str(chosen)}
     print(f"testfleet: CI run {run_id}, workers {chosen}")
@@ -67,15 +72,58 @@ def ci(c: Context, workers: str = "", shard: str = "") -> None:
         return
     if coverage:
         c.run("coverage erase")
-    tests = c.run("nox -s tests_parallel", env=env, warn=True)
+    main_args = f" -- {quarantine.deselect_args(held)}" if held else ""
+    tests = c.run(f"nox -s tests_parallel{main_args}", env=env, warn=True)
+    if held:
+        _run_apart(c, env, held, report)
     cover = c.run("nox -s coverage", warn=True) if coverage else None
     if not report.exists():
         raise Exit(f"the test session wrote no timing report, {report}: see the output above", 1)
     failed = _report_and_diagnose(c, settings, run_id, tests is None or tests.failed)
+    if held:
+        _summarise_apart(settings, held)
     if failed:
         raise Exit(f"tests failed: see the output above and {settings.get('summary')}", code=1)
     if coverage and (cover is None or cover.failed):
         raise Exit("coverage failed or is below the threshold (fail_under): see above", code=1)
+
+
+def _quarantined(settings: config_mod.Config) -> list[quarantine.Quarantined]:
+    """The tests of the quarantine file, when the setting names one."""
+    source = settings.get("quarantine")
+    if source is None:
+        return []
+    try:
+        return quarantine.read_list(Path(source))
+    except quarantine.QuarantineError as exc:
+        raise Exit(f"testfleet: error: {exc}", code=2) from None
+
+
+def _run_apart(
+    c: Context, env: dict[str, str], held: list[quarantine.Quarantined], report: Path
+) -> None:
+    """The quarantined tests alone, serially, in the same session; a failure is only shown.
+
+    Their run has a report of its own and no place in the history: a run of a few tests
+    would become the serial run that speedups are measured against.
+    """
+    apart = {**env, RUN_ID_ENV: new_run_id(), REPORT_ENV: str(quarantine.REPORT)}
+    apart.update({WORKERS_ENV: "1", HISTORY_ENV: "0"})
+    print("testfleet: the quarantined tests, apart; their outcome does not fail the run")
+    # -r: the main run's environment again, not a second install.
+    c.run(f"nox -r -s tests_parallel -- {quarantine.prepare(held)}", env=apart, warn=True)
+    again = quarantine.closing_again(report)
+    if again is not None:
+        print(again)
+
+
+def _summarise_apart(settings: config_mod.Config, held: list[quarantine.Quarantined]) -> None:
+    got = quarantine.outcomes(held)
+    section = quarantine.markdown(held, got, Path(settings.get("quarantine")))
+    for target in (Path(settings.get("summary")), step_summary_file()):
+        if target is not None:
+            append_text_atomic(target, section)
+    print(quarantine.headline(held, got))
 
 
 def _report_and_diagnose(

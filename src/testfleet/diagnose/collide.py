@@ -145,6 +145,7 @@ class Replayer:
         if shift is None:
             shift = replay.shift_of(attempt, self.plan.duration)
         wait, waits = replay.delays(partners, shift)
+        lined_up = replay.starts(partners, shift)
         sides = [(self.plan.worker, [self.plan.victim], wait)] + [
             (worker, [p.nodeid for p in tests], waits[worker])
             for worker, tests in replay.by_worker(partners).items()
@@ -156,7 +157,7 @@ class Replayer:
             directory = base / name
             directory.mkdir(parents=True)
             ordering.write_order_file(directory / "order.txt", nodeids)
-            side = Side(base / "barrier", name, names, delay)
+            side = Side(base / "barrier", name, names, delay, starts=lined_up)
             write_json_atomic(directory / "side.json", side.to_json())
             env = {**os.environ, **worker_env(worker, self.plan.workers, uid)}
             with (directory / "output.log").open("w", encoding="utf-8") as log:

@@ -136,6 +136,12 @@ def delays(partners: Sequence[Partner], shift: float = 0.0) -> tuple[float, dict
     return round(-earliest, 6), waits
 
 
+def starts(partners: Sequence[Partner], shift: float = 0.0) -> dict[str, float]:
+    """Seconds after the barrier at which each partner starts, on the clock of `delays`."""
+    victim_wait, _ = delays(partners, shift) if partners else (0.0, {})
+    return {p.nodeid: round(p.offset + shift + victim_wait, 6) for p in partners}
+
+
 def shift_of(attempt: int, duration: float) -> float:
     """The shift of replay ``attempt`` (from 0): none first, then around it."""
     spread = max(duration, MIN_SPREAD)

@@ -1,4 +1,4 @@
-"""The pytest side of ``--testfleet-replay-file``: wait at the barrier before the first test.
+"""The pytest side of ``--testfleet-replay-file``: the barrier, then each test at its start.
 
 The file and the barrier are in `barrier`; the plugin registers these hooks only when the
 option is given.
@@ -6,6 +6,7 @@ option is given.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,15 @@ class ReplayHooks:
             self.side = Side.read(path)
         except ValueError as exc:
             raise pytest.UsageError(f"--testfleet-replay-file: {exc}") from None
-        self.waited = False
+        #: When this process left the barrier (monotonic seconds); None before.
+        self.left: float | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
         # tryfirst: before the timing recorder notes the start, so that it records the
         # start the replay lined up.
-        if not self.waited:
-            self.waited = True
-            self.side.wait()
+        if self.left is None:
+            self.side.meet()
+            self.left = time.monotonic()
+            time.sleep(self.side.delay)
+        self.side.start_at(self.left, item.nodeid)

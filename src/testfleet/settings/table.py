@@ -232,6 +232,16 @@ SETTINGS: tuple[Setting, ...] = (
         REPORT,
     ),
     Setting(
+        "quarantine",
+        PATH,
+        None,
+        "TESTFLEET_QUARANTINE",
+        "file of quarantined tests, one node id a line (why after #): invoke ci leaves them "
+        "out of the run, runs them apart without failing it and lists them in the summary",
+        REPORT,
+        default_text="none: every test runs in the main run",
+    ),
+    Setting(
         "history",
         FLAG,
         True,

@@ -49,3 +49,22 @@ def test_writes_in_an_isolated_filesystem():
 def test_writes_in_its_own_cwd(tmp_path):
     with tmp_path.as_cwd():
         Path("out.txt").write_text("x")
+
+
+def test_runs_the_cli_in_its_own_directory_and_goes_back(tmp_path_factory):
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cli"))
+    try:
+        with open(".toolrc", "w") as config:
+            config.write("x = 1\n")
+    finally:
+        os.chdir(cwd)
+
+
+def test_goes_to_a_fixed_directory_and_back():
+    cwd = os.getcwd()  # TF102
+    os.chdir("/srv/shared")  # TF102
+    try:
+        Path("out.txt").write_text("x")  # TF102
+    finally:
+        os.chdir(cwd)  # TF102

@@ -62,3 +62,16 @@ def test_reads_the_environment():
 def test_swaps_the_streams_inside_an_isolation(runner):
     with runner.isolation():
         sys.stdout = None
+
+
+class TestPutsTheEnvironmentBackInTearDown:
+    def setup_method(self):
+        os.environ["APP_MODE"] = "test"
+
+    def teardown_method(self):
+        del os.environ["APP_MODE"]
+
+
+class TestLeavesTheEnvironmentChanged:
+    def setup_method(self):
+        os.environ["APP_MODE"] = "test"  # TF107

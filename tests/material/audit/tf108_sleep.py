@@ -39,3 +39,8 @@ def test_works_while_holding_a_lock(tmp_path):
     lock = FileLock(tmp_path / "l")
     with lock:
         time.sleep(0.2)
+
+
+async def test_lets_the_other_tasks_run():
+    await asyncio.sleep(0)
+    time.sleep(0)

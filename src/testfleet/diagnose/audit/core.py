@@ -127,6 +127,25 @@ class AuditBase:
         elif node.name in SETUP_NAMES:
             self.scopes.append(Scope(node, "setup", cls))
 
+    @staticmethod
+    def bound_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+        """The names a function binds: its parameters and every name it assigns."""
+        params = {
+            arg.arg for arg in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
+        }
+        stored = {
+            node.id
+            for node in ast.walk(func)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        return params | stored
+
+    @staticmethod
+    def declared_global(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+        return {
+            name for node in ast.walk(func) if isinstance(node, ast.Global) for name in node.names
+        }
+
     def qualified(self, node: ast.AST) -> str:
         """The dotted name of ``node``, import aliases resolved: ``sleep`` -> ``time.sleep``."""
         name = dotted(node)

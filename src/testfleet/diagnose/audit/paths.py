@@ -31,6 +31,8 @@ from testfleet.diagnose.audit.vocabulary import (
 
 #: A path under the home directory, as the audit writes it: every run of the user shares it.
 SHARED_HOME = re.compile(r"^~(/|$)")
+#: Calls that read the working directory.
+CWD_CALLS = {"os.getcwd", "pathlib.Path.cwd"}
 #: Path-like calls whose result names the same file as their argument.
 SAME_PATH_METHODS = {"expanduser", "resolve", "absolute"}
 
@@ -75,18 +77,11 @@ class PathChecks(AuditBase):
     ) -> list[tuple[str, str, int]]:
         kept, self.hits = self.hits, []
         try:
-            params = {
-                a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
-            }
-            stored = {
-                n.id
-                for n in ast.walk(func)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-            }
+            bound = frozenset(self.bound_names(func))
             self.isolated_lines = self.isolated_cwd_lines(func)
             for node in ast.walk(func):
                 if isinstance(node, ast.Call):
-                    self._check_path_call(node, frozenset(stored | params))
+                    self._check_path_call(node, bound)
                     self.check_helper_call(node)
             return [
                 (hit.rule, hit.detail, hit.line)
@@ -129,7 +124,45 @@ class PathChecks(AuditBase):
                 if attr in ISOLATING_METHODS or self.qualified(call.func) in ISOLATING_CALLS:
                     end = node.end_lineno or node.lineno
                     lines.update(range(node.lineno, end + 1))
+        return lines | self.restored_cwd_lines(func)
+
+    def restored_cwd_lines(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
+        """Lines of ``saved = os.getcwd(); os.chdir(d); try: ... finally: os.chdir(saved)``.
+
+        The directory is put back, and ``d`` is computed (a temp dir of the test's), not a
+        fixed path: the relative paths in between name the test's own files.
+        """
+        lines: set[int] = set()
+        for node in ast.walk(func):
+            body = getattr(node, "body", None)
+            if not isinstance(body, list):
+                continue
+            for index, statement in enumerate(body):
+                if not (isinstance(statement, ast.Try) and self._chdirs(statement.finalbody)):
+                    continue
+                start, targets = statement.lineno, self._chdirs(statement.body)
+                for before in reversed(body[:index]):
+                    if not (self._chdirs([before]) or self._saves_cwd(before)):
+                        break
+                    start, targets = before.lineno, targets + self._chdirs([before])
+                if targets and not any(isinstance(t, ast.Constant) for t in targets):
+                    lines.update(range(start, (statement.end_lineno or statement.lineno) + 1))
         return lines
+
+    def _chdirs(self, statements: list[ast.stmt]) -> list[ast.expr]:
+        """The directories the ``os.chdir`` calls in ``statements`` change to."""
+        return [
+            call.args[0]
+            for statement in statements
+            for call in ast.walk(statement)
+            if isinstance(call, ast.Call) and call.args and self.qualified(call.func) == "os.chdir"
+        ]
+
+    def _saves_cwd(self, statement: ast.stmt) -> bool:
+        return isinstance(statement, ast.Assign) and any(
+            isinstance(call, ast.Call) and self.qualified(call.func) in CWD_CALLS
+            for call in ast.walk(statement.value)
+        )
 
     def restoring_block_lines(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
         """Lines in a block that puts back what is changed in it.
@@ -244,10 +277,10 @@ class PathChecks(AuditBase):
         ):
             writes = True
             candidates.append(call.func.value)
-        elif name in {"os.getcwd", "pathlib.Path.cwd"}:
+        elif name in CWD_CALLS:
             if node_line(call) not in self.isolated_lines:
                 self._hit(call, "TF102", f"`{ast.unparse(call)}`")
-        elif name == "os.chdir":
+        elif name == "os.chdir" and node_line(call) not in self.isolated_lines:
             self._hit(call, "TF102", f"`{ast.unparse(call)}` outlives the test")
         if name.startswith("tempfile."):
             candidates.extend(kw.value for kw in call.keywords if kw.arg == "dir")

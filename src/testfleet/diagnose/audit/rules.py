@@ -26,6 +26,8 @@ from testfleet.diagnose.audit.sleep import SleepChecks
 from testfleet.diagnose.audit.state import StateChecks
 from testfleet.diagnose.audit.vocabulary import (
     FIXTURE_SCOPES_SHARED,
+    SETUP_ONLY_NAMES,
+    TEARDOWN_NAMES,
     is_port,
     names_a_port,
     node_line,
@@ -83,15 +85,8 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
         params = {
             arg.arg for arg in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
         }
-        declared_global = {
-            name for node in ast.walk(func) if isinstance(node, ast.Global) for name in node.names
-        }
-        stored = {
-            node.id
-            for node in ast.walk(func)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-        }
-        local = frozenset((stored | params) - declared_global)
+        local = self._locals(func)
+        declared_global = self.declared_global(func)
         restored = self._restored_lines(func) | self.restoring_block_lines(func)
         self._mutations = []
         self.state_changes = []
@@ -111,8 +106,10 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
                 self._check_pattern_cleanup(node)
         # A change undone at teardown (after a fixture's yield, in a finally) is the
         # hand-written form of monkeypatch: neither it nor the lines that undo it count.
+        in_teardown = self._teardown_keys(scope)
         for rule, changes in (("TF107", self._mutations), ("TF103", self.state_changes)):
             undone = {key for node, key, _ in changes if node_line(node) in restored}
+            undone |= in_teardown
             for node, key, detail in changes:
                 if key not in undone:
                     self._hit(node, rule, detail)
@@ -123,6 +120,38 @@ class ModuleAudit(PathChecks, DataChecks, StateChecks, SleepChecks):
             self._check_unseeded_read(func, params)
 
     # -- TF101, TF102: paths ------------------------------------------------------------
+
+    def _locals(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+        return frozenset(self.bound_names(func) - self.declared_global(func))
+
+    def _teardown_keys(self, scope: Scope) -> set[str]:
+        """What a class's teardown changes back: a change of it in setUp or a test is undone.
+
+        Seen from the teardown, what setUp changed: the teardown's change is the undoing.
+        """
+        if scope.cls is None:
+            return set()
+        partners = SETUP_ONLY_NAMES if scope.node.name in TEARDOWN_NAMES else TEARDOWN_NAMES
+        kept = (self.hits, self._mutations, self.state_changes, dict(self.state_aliases))
+        keys: set[str] = set()
+        try:
+            for stmt in scope.cls.body:
+                if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                if stmt.name not in partners:
+                    continue
+                self.hits, self._mutations, self.state_changes = [], [], []
+                local, declared_global = self._locals(stmt), self.declared_global(stmt)
+                self.bind_state_aliases(stmt, scope, local)
+                for node in ast.walk(stmt):
+                    if isinstance(node, ast.Call):
+                        self._check_env_call(node)
+                    self._check_state(node, scope, local, declared_global)
+                    self._check_settings(node, local)
+                keys |= {key for _, key, _ in [*self._mutations, *self.state_changes]}
+        finally:
+            self.hits, self._mutations, self.state_changes, self.state_aliases = kept
+        return keys
 
 
 def audit_module(tree: ast.Module) -> list[Hit]:

@@ -20,7 +20,8 @@ class SleepChecks(AuditBase):
                     continue
                 if isinstance(child, ast.Call) and not (in_loop or holding):
                     name = self.qualified(child.func)
-                    if name in {"time.sleep", "asyncio.sleep"}:
+                    # sleep(0) waits for nothing: it lets other threads or tasks run.
+                    if name in {"time.sleep", "asyncio.sleep"} and not _zero(child):
                         self._hit(child, "TF108", f"`{ast.unparse(child)}` outside a polling loop")
                 visit(
                     child,
@@ -36,3 +37,7 @@ def _holds_lock(node: ast.AST) -> bool:
         return False
     text = " ".join(ast.unparse(item.context_expr).lower() for item in node.items)
     return any(word in text for word in LOCK_WORDS)
+
+
+def _zero(call: ast.Call) -> bool:
+    return bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value == 0

@@ -21,6 +21,9 @@ SETUP_NAMES = {
     "setUpClass",
     "tearDownClass",
 }
+#: The teardown methods of a class, and the setup methods whose changes they undo.
+TEARDOWN_NAMES = {"teardown_method", "teardown_class", "tearDown", "tearDownClass"}
+SETUP_ONLY_NAMES = {"setup_method", "setup_class", "setUp", "setUpClass"}
 MUTABLE_CALLS = {
     "list",
     "dict",
