@@ -43,6 +43,10 @@ def test_skipped():
 def test_xfails():
     assert False
 
+@pytest.mark.xfail(reason="fixed since")
+def test_xpasses():
+    pass
+
 @pytest.fixture
 def broken():
     raise RuntimeError("set-up fails")
@@ -137,18 +141,22 @@ def serialised(config: pytest.Config, report: pytest.TestReport) -> dict[str, ob
     return data
 
 
-def test_a_passed_phase_crosses_as_a_tuple_and_comes_back_as_the_same_report(
-    pytester: pytest.Pytester,
+@pytest.mark.parametrize("test", ["test_quick[2]", "test_prints", "test_skipped", "test_xpasses"])
+def test_a_passed_or_skipped_phase_crosses_as_a_tuple_and_comes_back_as_the_same_report(
+    pytester: pytest.Pytester, test: str
 ) -> None:
     config, reports = phase_reports(pytester)
-    quiet = [r for r in reports if r.nodeid.endswith("test_quick[2]")]
-    assert [r.when for r in quiet] == ["setup", "call", "teardown"]
-    for report in quiet:
+    phases = [r for r in reports if r.nodeid.endswith(f"::{test}")]
+    assert len(phases) >= 2
+    for report in phases:
         data = serialised(config, report)
-        compact = transport.compact_passed(data)
+        compact = transport.compact_phase(data)
         assert compact is not None
+        # As the controller reads it: through JSON, in a folded test.
+        (decoded,) = json.loads(json.dumps([compact]))
+        assert transport.phase_report(tuple(decoded)).outcome == report.outcome
         plain = config.hook.pytest_report_from_serializable(config=config, data=data)
-        assert vars(transport.passed_report(compact)) == vars(plain)
+        assert vars(transport.phase_report(compact)) == vars(plain)
 
 
 def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
@@ -156,10 +164,10 @@ def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
     config, reports = phase_reports(pytester)
     phases = [r for r in reports if r.nodeid.endswith("test_quick[1]")]
     where = {"nodeid": phases[0].nodeid, "location": phases[0].location}
-    compact = [transport.compact_passed(serialised(config, report)) for report in phases]
+    compact = [transport.compact_phase(serialised(config, report)) for report in phases]
     return [
         ("logstart", where),
-        *((transport.PASSED_EVENT, fields) for fields in compact),
+        *((transport.PHASE_EVENT, fields) for fields in compact),
         ("logfinish", dict(where)),
         ("runtest_protocol_complete", {"item_index": 3, "duration": 0.25}),
     ]
@@ -175,12 +183,12 @@ def test_a_passed_test_crosses_as_one_string_and_unfolds_into_its_six_events(
     assert text is not None
     # The node id crosses once, not five times.
     assert text.count(events[0][1]["nodeid"]) == 1
-    assert transport.decode_test(text) == folded
-    assert transport.unfold_test(transport.decode_test(text)) == events
+    assert transport.decode_tests(f"[{text}]") == [folded]
+    assert transport.unfold_test(folded) == events
     # The controller hands the six to xdist's session as one event.
     node = QueueSeen()
     transport.Unbatcher(node, node.plain.append, direct=True)(
-        (transport.TEST_EVENT, {"json": text})
+        (transport.TEST_EVENT, {"json": f"[{text}]"})
     )
     ((name, kwargs),) = node.queued
     assert name == transport.BATCH_EVENT
@@ -206,7 +214,11 @@ def test_a_test_whose_events_differ_from_the_plain_pattern_is_not_folded(
     assert transport.fold_test(events[:-1]) is None
     # A marker added while the test ran: its phases do not share their keywords.
     call = events[2][1]
-    changed = [*events[:2], (events[2][0], (*call[:-1], (*call[-1], "added"))), *events[3:]]
+    changed = [
+        *events[:2],
+        (events[2][0], (*call[:10], (*call[10], "added"), *call[11:])),
+        *events[3:],
+    ]
     assert transport.fold_test(changed) is None
     other_index = [*events[:-1], ("runtest_protocol_complete", {"item_index": 4, "duration": 0.25})]
     assert transport.fold_test(other_index) is None
@@ -219,20 +231,14 @@ def test_a_phase_with_output_properties_or_a_failure_crosses_whole(
     whole = {
         report.nodeid.split("::")[1]
         for report in reports
-        if transport.compact_passed(serialised(config, report)) is None
+        if transport.compact_phase(serialised(config, report)) is None
     }
-    assert whole == {
-        "test_prints",
-        "test_property",
-        "test_fails",
-        "test_skipped",
-        "test_xfails",
-        "test_error_in_setup",
-    }
+    # Captured output, a skip's reason and an xpass's reason cross in the tuple.
+    assert whole == {"test_property", "test_fails", "test_xfails", "test_error_in_setup"}
     passed = next(r for r in reports if r.nodeid.endswith("test_quick[0]"))
     data = serialised(config, passed)
     data["a_plugins_attribute"] = 1
-    assert transport.compact_passed(data) is None
+    assert transport.compact_phase(data) is None
 
 
 def test_a_scheduled_run_prints_and_writes_the_same_with_and_without_batching(
@@ -246,7 +252,9 @@ def test_a_scheduled_run_prints_and_writes_the_same_with_and_without_batching(
         if not batch:
             unbatched(monkeypatch)
         result = pytester.runpytest_inprocess(*options)
-        result.assert_outcomes(passed=10, failed=1, skipped=1, xfailed=1, errors=1, warnings=1)
+        result.assert_outcomes(
+            passed=10, failed=1, skipped=1, xfailed=1, xpassed=1, errors=1, warnings=1
+        )
         report = report_contents(pytester.path / "r.json")
         junit = normalized((pytester.path / "out.xml").read_text(encoding="utf-8"))
         outputs.append((normalized(str(result.stdout)), junit, report))
@@ -315,6 +323,10 @@ PASSED_CALL = (
     "gw0",
     "u",
     ("t",),
+    "passed",
+    None,
+    [],
+    None,
 )
 START = {"nodeid": "t.py::t", "location": ("t.py", 1, "t")}
 FAILED = {"data": {"outcome": "failed", "when": "teardown"}}
@@ -337,7 +349,7 @@ def a_batch() -> tuple[str, dict[str, Any]]:
         {
             "events": [
                 ("logstart", START),
-                (transport.PASSED_EVENT, PASSED_CALL),
+                (transport.PHASE_EVENT, PASSED_CALL),
                 ("testreport", FAILED),
                 ("logfinish", START),
                 ("runtest_protocol_complete", {"item_index": 3, "duration": 0.6}),
@@ -545,7 +557,9 @@ def test_an_older_supported_xdist_batches_and_runs_the_suite(
     # The older release shadows the installed one in the controller and in its workers.
     monkeypatch.setenv("PYTHONPATH", str(target))
     result = pytester.runpytest_subprocess(*SCHEDULED, "-rA")
-    result.assert_outcomes(passed=11, failed=1, skipped=1, xfailed=1, errors=1, warnings=1)
+    result.assert_outcomes(
+        passed=11, failed=1, skipped=1, xfailed=1, xpassed=1, errors=1, warnings=1
+    )
     result.stdout.fnmatch_lines(["BATCHING True"])
     version = subprocess.run(
         [sys.executable, "-c", "import xdist; print(xdist.__version__)"],

@@ -22,7 +22,7 @@ import pytest
 
 from testfleet.core import workers
 from testfleet.core.atomic import write_text_atomic
-from testfleet.scheduling import durations
+from testfleet.scheduling import durations, running
 from testfleet.scheduling.xdist_scheduler import DurationScheduling
 from testfleet.timing import store
 
@@ -129,6 +129,7 @@ class SchedulerHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[META_DIR_KEY] = str(self.directory)
+        running.offer(node, self.directory)
 
     def costs_for(self, collection: Sequence[str]) -> list[float]:
         self.loaded = load_for(self.config, collection)
@@ -147,6 +148,7 @@ class SchedulerHooks:
             self.meta_for,
             getattr(log, "testfleetsched", log),
             report=functools.partial(collection_error, config),
+            running_of=running.read,
         )
 
 

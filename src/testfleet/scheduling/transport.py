@@ -21,7 +21,11 @@ there; otherwise nothing is changed.
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,7 +33,7 @@ import pytest
 import xdist
 
 from testfleet.core import workers
-from testfleet.scheduling import worker_exit
+from testfleet.scheduling import running, worker_exit
 
 #: The pytest-xdist releases (major, minor) whose event names and methods this was tested
 #: against, both ends included; tests/test_transport.py runs the oldest in a slow test.
@@ -42,27 +46,27 @@ OWN_UNSERIALISERS = frozenset(("reports", "subtests"))
 WORKERINPUT_KEY = "testfleet_batch"
 #: The name a batch crosses under, as an xdist event.
 BATCH_EVENT = "testfleet_batch"
-#: A passed phase sent as a tuple, inside a batch.
-PASSED_EVENT = "testfleet_passed"
-#: A whole passed test, its six events folded into one tuple (``fold_test``).
-TEST_EVENT = "testfleet_test"
-#: The events of a passed test with nothing to show, in the order a worker sends them.
-TEST_PATTERN = (
-    "logstart",
-    PASSED_EVENT,
-    PASSED_EVENT,
-    PASSED_EVENT,
-    "logfinish",
-    "runtest_protocol_complete",
-)
-PHASES = ("setup", "call", "teardown")
+#: A phase that passed or was skipped, sent as a tuple inside a batch (``compact_phase``).
+PHASE_EVENT = "testfleet_phase"
+#: Tests whose phases all passed or were skipped, each test's events folded into one
+#: tuple (``fold_test``), as one JSON list.
+TEST_EVENT = "testfleet_tests"
+#: A window of such tests is sent when it holds this many tests, when its oldest ended
+#: this many seconds ago, or when the worker has this few tests left in its queue
+#: (``WorkerBatcher``). 64 quick tests make a message of about 25 kB; a tenth of a
+#: second keeps the controller's progress live.
+WINDOW_TESTS = 64
+WINDOW_SECONDS = 0.1
+WINDOW_LOW_QUEUE = 2
+#: The phases a folded test can have: all three, or a set-up that skipped it.
+PHASE_RUNS = (("setup", "call", "teardown"), ("setup", "teardown"))
 CONTROLLER_NAME = "testfleet-transport"
 #: The events of one test, held until it ends; anything else goes out at once.
 PER_TEST = frozenset(
     ("logstart", "testreport", "logfinish", "runtest_protocol_complete", "warning_recorded")
 )
-#: The fields of a passed phase that cross as a tuple, in order; the report's other
-#: keys (``PLAIN_KEYS``) are the same for every such phase or added by xdist.
+#: The fields of a compact phase's tuple, in order, then its keywords' names and
+#: ``PHASE_EXTRA``.
 TUPLE_FIELDS = (
     "nodeid",
     "when",
@@ -75,11 +79,16 @@ TUPLE_FIELDS = (
     "worker_id",
     "testrun_uid",
 )
-#: Every key of a plain phase report as pytest and xdist serialise it. A report with any
-#: other key (a plugin's attribute) or a pytest that writes others goes the general way.
+#: After the keywords: the outcome, the skip's (path, line, reason) or None, the captured
+#: sections as (title, text) pairs, and an xfail's reason (None: the report has none).
+PHASE_EXTRA = ("outcome", "longrepr", "sections", "wasxfail")
+#: Every key of a plain phase report as pytest and xdist serialise it, and the one an
+#: xfail marker adds. A report with any other key (a plugin's attribute) or a pytest
+#: that writes others goes the general way.
 PLAIN_KEYS = frozenset(
     (*TUPLE_FIELDS, "keywords", "outcome", "longrepr", "sections", "user_properties")
 )
+OPTIONAL_KEYS = frozenset(("wasxfail",))
 
 Event = tuple[str, Any]
 
@@ -117,44 +126,89 @@ def unregister(config: pytest.Config) -> None:
 # -- the worker's side ----------------------------------------------------------------------
 
 
-def compact_passed(data: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """A passed phase with no output as a tuple, or None to send ``data`` as it is."""
+def _skip_location(longrepr: object) -> bool:
+    """Whether a skipped report's ``longrepr`` is pytest's (path, line, reason)."""
+    return (
+        type(longrepr) is tuple
+        and len(longrepr) == 3
+        and type(longrepr[0]) is str
+        and type(longrepr[1]) is int
+        and type(longrepr[2]) is str
+    )
+
+
+def compact_phase(data: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """A phase that passed or was skipped as a tuple, or None to send ``data`` as it is.
+
+    Captured output and a skip's reason are plain strings and cross in the tuple; a
+    failure, an xfail's traceback, user properties or a plugin's attribute do not.
+    """
+    outcome = data["outcome"]
+    if outcome != "passed" and outcome != "skipped":
+        return None
+    longrepr = data["longrepr"]
+    keys = data.keys()
     if (
-        data["outcome"] != "passed"
-        or data["longrepr"] is not None
-        or data["sections"]
+        (longrepr is not None if outcome == "passed" else not _skip_location(longrepr))
         or data["user_properties"]
-        or data.keys() != PLAIN_KEYS
+        or not (keys == PLAIN_KEYS or (keys - OPTIONAL_KEYS == PLAIN_KEYS))
         or any(value != 1 for value in data["keywords"].values())
     ):
         return None
-    return (*(data[field] for field in TUPLE_FIELDS), tuple(data["keywords"]))
+    sections = data["sections"]
+    for section in sections:
+        if type(section) is not tuple or len(section) != 2:
+            return None
+    wasxfail = data.get("wasxfail")
+    if "wasxfail" in keys and type(wasxfail) is not str:
+        return None
+    return (
+        *(data[field] for field in TUPLE_FIELDS),
+        tuple(data["keywords"]),
+        outcome,
+        longrepr,
+        sections,
+        wasxfail,
+    )
 
 
 def fold_test(events: list[Event]) -> tuple[Any, ...] | None:
-    """A passed test's six events as one tuple of plain values, or None for anything else.
+    """A test's events as one tuple of plain values, or None for anything else.
 
-    Its node id, location, keywords and indices go once instead of five times. The tuple
-    crosses as one JSON string (``encode_test``): execnet's serialiser is written in
-    Python and pays per value, the json module's is not (measured: a test's message
-    unserialised in a quarter of the time of the same tuple given to execnet).
+    The test's phases passed or were skipped (``compact_phase``). Its node id, location,
+    keywords and indices go once instead of five times. The tuple crosses as JSON
+    (``encode_test``): execnet's serialiser is written in Python and pays per value, the
+    json module's is not (measured: a test's message unserialised in a quarter of the
+    time of the same tuple given to execnet). Its fields: node id, location, report
+    type, item index, worker id, run id, keywords, the protocol's duration, then per
+    phase (when, outcome, duration, start, stop, longrepr, sections, wasxfail).
     """
-    if tuple(name for name, _ in events) != TEST_PATTERN:
+    if len(events) < 4 or events[0][0] != "logstart":
         return None
-    start, setup, call, teardown, finish, complete = (payload for _, payload in events)
-    shared = (setup[0], setup[5], *setup[6:])
+    (finish_name, finish), (complete_name, complete) = events[-2], events[-1]
+    if finish_name != "logfinish" or complete_name != "runtest_protocol_complete":
+        return None
+    phases = []
+    for name, payload in events[1:-2]:
+        if name != PHASE_EVENT:
+            return None
+        phases.append(payload)
+    first = phases[0]
+    shared = (first[0], first[5], *first[6:11])
     if (
-        (setup[1], call[1], teardown[1]) != PHASES
-        or (call[0], call[5], *call[6:]) != shared
-        or (teardown[0], teardown[5], *teardown[6:]) != shared
-        or start != finish
-        or start != {"nodeid": setup[0], "location": setup[5]}
+        tuple(phase[1] for phase in phases) not in PHASE_RUNS
+        or any((phase[0], phase[5], *phase[6:11]) != shared for phase in phases)
+        or events[0][1] != finish
+        or finish != {"nodeid": first[0], "location": first[5]}
         or complete.keys() != {"item_index", "duration"}
-        or complete["item_index"] != setup[7]
+        or complete["item_index"] != first[7]
     ):
         return None
-    times = (*setup[2:5], *call[2:5], *teardown[2:5])
-    return (*shared, *times, complete["duration"])
+    return (
+        *shared,
+        complete["duration"],
+        [[phase[1], *phase[2:5], *phase[11:]] for phase in phases],
+    )
 
 
 def encode_test(fields: tuple[Any, ...]) -> str | None:
@@ -165,19 +219,51 @@ def encode_test(fields: tuple[Any, ...]) -> str | None:
         return None
 
 
-def decode_test(text: str) -> tuple[Any, ...]:
-    """The tuple ``encode_test`` wrote; JSON has no tuples: location and keywords made so."""
-    fields = json.loads(text)
+def decode_test(fields: list[Any]) -> tuple[Any, ...]:
+    """A tuple ``encode_test`` wrote, once read: JSON made its tuples lists."""
     fields[1] = tuple(fields[1])
     fields[6] = tuple(fields[6])
+    # Each phase: when, duration, start, stop, outcome, longrepr, sections, wasxfail.
+    for phase in fields[8]:
+        if phase[5] is not None:
+            phase[5] = tuple(phase[5])
+        phase[6] = [tuple(section) for section in phase[6]]
     return tuple(fields)
 
 
+def decode_tests(text: str) -> list[tuple[Any, ...]]:
+    """The tests of a window: a JSON list of ``encode_test``'s texts."""
+    return [decode_test(fields) for fields in json.loads(text)]
+
+
 class WorkerBatcher:
-    """Worker side: keep a test's events and send them as one message when it ends."""
+    """Worker side: keep a test's events while it runs, and passed tests in a window.
+
+    A test's events go out together when it ends. A passed test with nothing to show is
+    folded into one JSON text and kept in a window, sent as one message when it holds
+    ``window_tests`` tests, when its oldest is ``window_seconds`` old, when the worker's
+    queue of tests runs short (the controller tops a worker up when it hears tests end:
+    a worker about to wait for work has nothing held), or before any other event (a test
+    with output, a failure, the end of the session, a steal's answer). Each message
+    costs both processes a write, a read and a wake-up: a window cuts those to one per
+    window instead of one per test.
+
+    A window needs ``slot`` (which test is running, for the scheduler if the worker
+    dies) and ``queue_length``; without either, or with ``-v`` (whose lines follow each
+    test as it runs), every test is sent when it ends.
+    """
 
     def __init__(
-        self, send: Callable[..., None], run_one_test: Callable[..., object], *, verbose: bool
+        self,
+        send: Callable[..., None],
+        run_one_test: Callable[..., object],
+        *,
+        verbose: bool,
+        slot: running.Slot | None = None,
+        queue_length: Callable[[], int | None] | None = None,
+        next_index: Callable[[], object] | None = None,
+        window_tests: int = WINDOW_TESTS,
+        window_seconds: float = WINDOW_SECONDS,
     ) -> None:
         self.plain_send = send
         self.plain_run_one_test = run_one_test
@@ -185,44 +271,110 @@ class WorkerBatcher:
         # With -v the controller prints a line when a test starts; if the test then
         # crashes its worker, a held logstart would be lost with it, and so would the line.
         self.per_test = PER_TEST - {"logstart"} if verbose else PER_TEST
+        windowed = not verbose and slot is not None and queue_length is not None
+        self.window_tests = window_tests if windowed else 1
+        self.window_seconds = window_seconds
+        self.slot = slot if windowed else None
+        self.queue_length = queue_length
+        self.next_index = next_index
+        #: Passed tests as JSON texts, oldest first, and when the oldest ended.
+        self.window: list[str] = []
+        self.window_since = 0.0
+        # The window is filled by the main thread and may be sent by execnet's receiving
+        # thread (a steal's answer): one lock keeps the messages in order.
+        self.lock = threading.Lock()
+        self.main_thread = threading.get_ident()
 
     def sendevent(self, name: str, **kwargs: Any) -> None:
         held = self.held
         if held is None or name not in self.per_test:
             # Outside a test, or an event of its own (a steal's answer, which comes from
-            # execnet's receiver thread, or an internal error): sent as xdist would. The
-            # held events are left alone, so only the main thread ever touches them.
-            self.plain_send(name, **kwargs)
+            # execnet's receiver thread, or an internal error): sent as xdist would,
+            # after the window. The held events are left alone, so only the main thread
+            # ever touches them.
+            with self.lock:
+                self._send_window()
+                self.plain_send(name, **kwargs)
             return
         if name == "testreport":
             data = kwargs["data"]
-            compact = compact_passed(data)
+            compact = compact_phase(data)
             if compact is not None:
-                held.append((PASSED_EVENT, compact))
+                held.append((PHASE_EVENT, compact))
                 return
             held.append((name, kwargs))
             if data["outcome"] == "failed":
-                self.flush()
+                # -x and --maxfail: the controller must know now, not after the teardown.
+                events, self.held = held, []
+                with self.lock:
+                    self._send_window()
+                    self.plain_send(BATCH_EVENT, events=events)
             return
         held.append((name, kwargs))
 
-    def flush(self) -> None:
-        if self.held:
-            events, self.held = self.held, []
-            folded = fold_test(events) if len(events) == len(TEST_PATTERN) else None
-            text = None if folded is None else encode_test(folded)
-            if text is not None:
-                self.plain_send(TEST_EVENT, json=text)
-            else:
+    def _send_window(self) -> None:
+        """Send the window's tests as one message; the caller holds ``lock``."""
+        if self.window:
+            texts, self.window = self.window, []
+            self.plain_send(TEST_EVENT, json="[" + ",".join(texts) + "]")
+
+    def end_test(self) -> None:
+        """The running test has ended: keep it in the window or send it, in order."""
+        events, self.held = self.held, None
+        if not events:
+            return
+        folded = fold_test(events)
+        text = None if folded is None else encode_test(folded)
+        with self.lock:
+            if text is None:
+                self._send_window()
                 self.plain_send(BATCH_EVENT, events=events)
+                return
+            window = self.window
+            window.append(text)
+            now = time.monotonic()
+            if len(window) == 1:
+                self.window_since = now
+            if (
+                len(window) >= self.window_tests
+                or now - self.window_since >= self.window_seconds
+                or self._queue_short()
+            ):
+                self._send_window()
+
+    def _queue_short(self) -> bool:
+        # Only the main thread takes tests from the queue, and a steal (the other way it
+        # shrinks) sends the window: a worker never waits for work with tests held.
+        length = self.queue_length() if self.queue_length is not None else None
+        return length is None or length <= WINDOW_LOW_QUEUE
 
     def run_one_test(self, *args: Any, **kwargs: Any) -> object:
+        slot = self.slot
+        if slot is not None and self.next_index is not None:
+            index = self.next_index()
+            if type(index) is int:
+                slot.running(index)
         self.held = []
         try:
             return self.plain_run_one_test(*args, **kwargs)
         finally:
-            self.flush()
-            self.held = None
+            self.end_test()
+            if slot is not None:
+                slot.idle()
+
+
+def queue_length_of(interactor: Any) -> Callable[[], int | None] | None:
+    """How many tests wait in the worker's queue, read the way its xdist release keeps it.
+
+    xdist 3.5 and 3.6 hold a ``queue.Queue`` (replaced by a steal: looked up each time),
+    3.7 and later their own ``TestQueue`` around a deque. None: neither is there.
+    """
+    torun = getattr(interactor, "torun", None)
+    if callable(getattr(torun, "qsize", None)):
+        return lambda: interactor.torun.qsize()
+    if isinstance(getattr(torun, "_items", None), collections.deque):
+        return lambda: len(interactor.torun._items)
+    return None
 
 
 def batch_worker(config: pytest.Config) -> WorkerBatcher | None:
@@ -236,7 +388,18 @@ def batch_worker(config: pytest.Config) -> WorkerBatcher | None:
             if not callable(send) or not callable(run_one_test):
                 return None
             verbose = config.get_verbosity() > 0
-            batcher = WorkerBatcher(send, run_one_test, verbose=verbose)
+            queue_length = queue_length_of(plugin)
+            slot = None
+            if not verbose and queue_length is not None:
+                slot = running.Slot.offered(config.workerinput)  # type: ignore[attr-defined]
+            batcher = WorkerBatcher(
+                send,
+                run_one_test,
+                verbose=verbose,
+                slot=slot,
+                queue_length=queue_length,
+                next_index=functools.partial(getattr, plugin, "nextitem_index", None),
+            )
             plugin.sendevent = batcher.sendevent
             plugin.run_one_test = batcher.run_one_test
             return batcher
@@ -246,22 +409,48 @@ def batch_worker(config: pytest.Config) -> WorkerBatcher | None:
 # -- the controller's side ------------------------------------------------------------------
 
 
-def passed_report(fields: tuple[Any, ...]) -> pytest.TestReport:
-    """The report that ``compact_passed`` folded, as pytest's own unserialising makes it."""
+def phase_report(fields: tuple[Any, ...]) -> pytest.TestReport:
+    """The report that ``compact_phase`` made a tuple of, as pytest's unserialising makes it."""
     values = dict(zip(TUPLE_FIELDS, fields, strict=False))
-    keywords = fields[len(TUPLE_FIELDS)]
+    keywords, outcome, longrepr, sections, wasxfail = fields[len(TUPLE_FIELDS) :]
     extra = {key: values[key] for key in ("$report_type", "item_index", "worker_id", "testrun_uid")}
-    return pytest.TestReport(
+    phase = (values["when"], outcome, values["duration"], values["start"], values["stop"])
+    return _report(
         values["nodeid"],
         tuple(values["location"]),
+        keywords,
+        extra,
+        phase,
+        longrepr,
+        sections,
+        wasxfail,
+    )
+
+
+def _report(
+    nodeid: str,
+    location: tuple[Any, ...],
+    keywords: tuple[str, ...],
+    extra: dict[str, Any],
+    phase: tuple[Any, ...],
+    longrepr: Any,
+    sections: list[tuple[str, str]],
+    wasxfail: str | None,
+) -> pytest.TestReport:
+    when, outcome, duration, start, stop = phase
+    if wasxfail is not None:
+        extra = {**extra, "wasxfail": wasxfail}
+    return pytest.TestReport(
+        nodeid,
+        location,
         dict.fromkeys(keywords, 1),
-        "passed",
-        None,
-        values["when"],
-        [],
-        values["duration"],
-        values["start"],
-        values["stop"],
+        outcome,
+        longrepr,
+        when,
+        list(sections),
+        duration,
+        start,
+        stop,
         [],
         **extra,
     )
@@ -277,17 +466,40 @@ Call = tuple[str, dict[str, Any]]
 
 
 def unfold_test(fields: tuple[Any, ...]) -> list[Event]:
-    """The six events that ``fold_test`` folded, as xdist's controller receives them."""
+    """The events that ``fold_test`` folded, as a batching worker holds them."""
     nodeid, location, report_type, item_index, worker_id, run_uid, keywords = fields[:7]
     where = {"nodeid": nodeid, "location": location}
     events: list[Event] = [("logstart", where)]
-    for number, when in enumerate(PHASES):
-        duration, start, stop = fields[7 + 3 * number : 10 + 3 * number]
-        phase = (nodeid, when, duration, start, stop, location, report_type, item_index)
-        events.append((PASSED_EVENT, (*phase, worker_id, run_uid, keywords)))
+    for when, duration, start, stop, *extra in fields[8]:
+        head = (nodeid, when, duration, start, stop, location, report_type, item_index)
+        events.append((PHASE_EVENT, (*head, worker_id, run_uid, keywords, *extra)))
     events.append(("logfinish", dict(where)))
-    events.append(("runtest_protocol_complete", {"item_index": item_index, "duration": fields[16]}))
+    events.append(("runtest_protocol_complete", {"item_index": item_index, "duration": fields[7]}))
     return events
+
+
+def test_calls(node: Any, fields: tuple[Any, ...]) -> list[Call]:
+    """The session calls of a folded test: what ``unfold_test``'s events would make."""
+    nodeid, location, report_type, item_index, worker_id, run_uid, keywords = fields[:7]
+    extra = {
+        "$report_type": report_type,
+        "item_index": item_index,
+        "worker_id": worker_id,
+        "testrun_uid": run_uid,
+    }
+    calls: list[Call] = [("logstart", {"node": node, "nodeid": nodeid, "location": location})]
+    for when, duration, start, stop, outcome, longrepr, sections, wasxfail in fields[8]:
+        phase = (when, outcome, duration, start, stop)
+        report = _report(nodeid, location, keywords, extra, phase, longrepr, sections, wasxfail)
+        calls.append(("testreport", {"node": node, "rep": report}))
+    calls.append(("logfinish", {"node": node, "nodeid": nodeid, "location": location}))
+    calls.append(
+        (
+            "runtest_protocol_complete",
+            {"node": node, "item_index": item_index, "duration": fields[7]},
+        )
+    )
+    return calls
 
 
 class Unbatcher:
@@ -325,22 +537,28 @@ class Unbatcher:
             self.node.notify_inproc("errordown", node=self.node, error=excinfo)
 
     def unpack(self, eventcall: tuple[str, dict[str, Any]]) -> None:
+        node = self.node
         if eventcall[0] == TEST_EVENT:
-            events = unfold_test(decode_test(eventcall[1]["json"]))
+            tests = decode_tests(eventcall[1]["json"])
+            if self.direct:
+                node.notify_inproc(
+                    BATCH_EVENT, calls=[c for fields in tests for c in test_calls(node, fields)]
+                )
+                return
+            events = [event for fields in tests for event in unfold_test(fields)]
         else:
             events = eventcall[1]["events"]
-        node = self.node
         if not self.direct:
             for name, payload in events:
-                if name == PASSED_EVENT:
-                    node.notify_inproc("testreport", node=node, rep=passed_report(payload))
+                if name == PHASE_EVENT:
+                    node.notify_inproc("testreport", node=node, rep=phase_report(payload))
                 else:
                     self.plain((name, payload))
             return
         calls: list[Call] = []
         for name, payload in events:
-            if name == PASSED_EVENT:
-                calls.append(("testreport", {"node": node, "rep": passed_report(payload)}))
+            if name == PHASE_EVENT:
+                calls.append(("testreport", {"node": node, "rep": phase_report(payload)}))
             elif name in DIRECT:
                 calls.append((name, {"node": node, **payload}))
             else:

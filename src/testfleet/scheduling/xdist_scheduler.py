@@ -49,6 +49,9 @@ CostsFor = Callable[[Sequence[str]], list[float]]
 #: ``(node, collection) -> (serial indices, groups)``: what the workers saw on the items.
 MetaFor = Callable[[Any, Sequence[str]], tuple[list[int], Mapping[str, list[int]]]]
 Log = Callable[..., None]
+#: ``(node) -> index`` of the test a worker that died was running, ``BETWEEN_TESTS``
+#: (negative), or None if unknown (:mod:`testfleet.scheduling.running`).
+RunningOf = Callable[[Any], int | None]
 
 
 class DurationScheduling:
@@ -61,8 +64,10 @@ class DurationScheduling:
         meta_for: MetaFor,
         log: Log,
         report: Callable[[str], None] | None = None,
+        running_of: RunningOf | None = None,
     ) -> None:
         self.numnodes = numnodes
+        self.running_of = running_of
         self.costs_for = costs_for
         self.meta_for = meta_for
         self.log = log
@@ -178,11 +183,29 @@ class DurationScheduling:
         crashitem = None
         if pending:
             assert self.collection is not None
-            crashitem = self.collection[pending.popleft()]
+            crashed = self._crashed(node, pending)
+            if crashed is not None:
+                crashitem = self.collection[crashed]
             self._requeue(list(pending))
         for other in self.nodes:
             self.check_schedule(other)
         return crashitem
+
+    def _crashed(self, node: Any, pending: deque[int]) -> int | None:
+        """Take the test ``node`` was running when it left out of ``pending``; None if none.
+
+        xdist's rule (the first test the controller has not heard of) holds when a worker
+        reports each test as it ends. A worker that sends passed tests in windows leaves
+        its index in a file: the tests before it ended, their results lost with the
+        worker, and run again elsewhere with the rest.
+        """
+        index = self.running_of(node) if self.running_of is not None else None
+        if index is None:
+            return pending.popleft()
+        if index in pending:
+            pending.remove(index)
+            return index
+        return None
 
     def schedule(self) -> None:
         assert self.collection_is_completed
