@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from testfleet.scheduling.running import BETWEEN_TESTS
 from testfleet.scheduling.units import (
     Unit,
     build_units,
@@ -239,6 +240,28 @@ def test_a_crashed_workers_tests_go_back_to_the_queue() -> None:
     held = list(sched.node2pending[a])[1:]
     assert sched.remove_node(a) == f"t.py::test_{running}"
     assert set(held) <= set(b.sent) | {i for u in sched.queue for i in u.indices}
+
+
+@pytest.mark.parametrize("running_at", [0, 3, None])
+def test_a_crashed_worker_that_sent_windows_names_the_test_it_was_running(
+    running_at: int | None,
+) -> None:
+    costs = {f"t.py::test_{i}": 1.0 for i in range(20)}
+    a, b = MockNode("gw0"), MockNode("gw1")
+    sched = make_scheduler(costs, [a, b])
+    pending = list(sched.node2pending[a])
+    # The tests before the running one ended, their results held in the dead worker.
+    running = pending[running_at] if running_at is not None else BETWEEN_TESTS
+    sched.running_of = lambda node: running if node is a else None
+    crashitem = sched.remove_node(a)
+    if running_at is None:
+        assert crashitem is None
+    else:
+        assert crashitem == f"t.py::test_{running}"
+    # Every other test it held runs again elsewhere, the ones that ended included.
+    again = set(b.sent) | {i for u in sched.queue for i in u.indices}
+    assert set(pending) - {running} <= again
+    assert running not in again
 
 
 def test_without_history_the_per_worker_chunks_match_loads() -> None:

@@ -6,13 +6,15 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import xdist
 
-from testfleet.scheduling import transport
+from testfleet.scheduling import running, transport
 
 SUITE = """
 import os
@@ -311,6 +313,136 @@ def test_a_failed_report_leaves_the_worker_before_its_test_ends() -> None:
     assert sent[-1][0] == "workerfinished"
 
 
+class Sent:
+    """What a batching worker sends, by event name, as ``WorkerInteractor.sendevent`` would."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, name: str, **kwargs: Any) -> None:
+        self.events.append((name, kwargs))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+    def window_sizes(self) -> list[int]:
+        return [
+            len(transport.decode_tests(kwargs["json"]))
+            for name, kwargs in self.events
+            if name == transport.TEST_EVENT
+        ]
+
+
+class Worker:
+    """A batching worker's run of tests: the events a folded test makes, from a queue."""
+
+    def __init__(self, events: list[tuple[str, Any]], tmp_path: Path, **options: Any) -> None:
+        self.events = events
+        self.queued = 10
+        self.sent = Sent()
+        self.slot_file = tmp_path / "gw0.running"
+        self.running_seen: list[int | None] = []
+        slot = running.Slot.offered({running.WORKERINPUT_KEY: str(self.slot_file)})
+        self.next_index = 5
+        self.batcher = transport.WorkerBatcher(
+            self.sent,
+            self.run_one_test,
+            slot=slot,
+            queue_length=lambda: self.queued,
+            next_index=lambda: self.next_index,
+            **{"verbose": False, **options},
+        )
+
+    def run_one_test(self) -> None:
+        self.running_seen.append(running.read(self.node()))
+        for name, payload in self.events:
+            if name == transport.PHASE_EVENT:
+                self.batcher.held.append((name, payload))  # type: ignore[union-attr]
+            else:
+                self.batcher.sendevent(name, **payload)
+
+    def node(self) -> Any:
+        return types.SimpleNamespace(workerinput={running.WORKERINPUT_KEY: str(self.slot_file)})
+
+    def run(self, count: int) -> None:
+        for _ in range(count):
+            self.batcher.run_one_test()
+
+
+def test_passed_tests_cross_in_windows_of_the_size_set(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    events = a_passed_tests_events(pytester)
+    worker = Worker(events, tmp_path, window_tests=4)
+    worker.run(10)
+    assert worker.sent.window_sizes() == [4, 4]
+    # The rest goes before anything else the worker sends: the session's end here.
+    worker.batcher.sendevent("workerfinished", workeroutput={})
+    assert worker.sent.window_sizes() == [4, 4, 2]
+    assert worker.sent.names()[-1] == "workerfinished"
+    (first, *_) = transport.decode_tests(worker.sent.events[0][1]["json"])
+    assert transport.unfold_test(first) == events
+
+
+def test_a_window_goes_when_its_oldest_test_is_too_old(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    worker = Worker(a_passed_tests_events(pytester), tmp_path, window_seconds=0.0)
+    worker.run(3)
+    assert worker.sent.window_sizes() == [1, 1, 1]
+
+
+def test_a_worker_about_to_wait_for_work_holds_no_results(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # The controller sends more work when it hears tests end: a worker whose queue runs
+    # short sends what it holds, or both would wait for each other.
+    worker = Worker(a_passed_tests_events(pytester), tmp_path)
+    worker.run(3)
+    assert worker.sent.window_sizes() == []
+    worker.queued = transport.WINDOW_LOW_QUEUE
+    worker.run(1)
+    assert worker.sent.window_sizes() == [4]
+
+
+def test_a_steal_answered_from_the_receiving_thread_sends_the_window_first(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    worker = Worker(a_passed_tests_events(pytester), tmp_path)
+    worker.run(3)
+    answer = threading.Thread(
+        target=worker.batcher.sendevent, args=("unscheduled",), kwargs={"indices": [7]}
+    )
+    answer.start()
+    answer.join()
+    assert worker.sent.names() == [transport.TEST_EVENT, "unscheduled"]
+    assert worker.sent.window_sizes() == [3]
+
+
+def test_with_verbose_output_each_test_is_sent_when_it_ends(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    worker = Worker(a_passed_tests_events(pytester), tmp_path, verbose=True)
+    worker.run(3)
+    # The line of a test's start goes at once; its reports when it ends.
+    assert worker.sent.names() == ["logstart", transport.BATCH_EVENT] * 3
+
+
+def test_the_running_tests_index_is_in_its_workers_file_while_it_runs(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    worker = Worker(a_passed_tests_events(pytester), tmp_path)
+    worker.run(1)
+    worker.next_index = 0
+    worker.run(1)
+    assert worker.running_seen == [5, 0]
+    assert running.read(worker.node()) == running.BETWEEN_TESTS
+    # Not offered, or a worker that never wrote it: unknown, and xdist's rule holds.
+    assert running.read(object()) is None
+    worker.slot_file.unlink()
+    assert running.read(worker.node()) is None
+
+
 PASSED_CALL = (
     "t.py::t",
     "call",
@@ -519,6 +651,38 @@ def test_a_crashed_worker_is_reported_the_same_with_and_without_batching(
         result.assert_outcomes(passed=2, failed=1)
         outputs.append(normalized(str(result.stdout)))
     assert outputs[0] == outputs[1]
+
+
+#: A crash after quick tests on the same worker: they end while it holds their results.
+WINDOW_CRASH_SUITE = """
+import os
+import pytest
+
+@pytest.mark.parametrize("n", range(30))
+def test_before(n):
+    pass
+
+def test_crashes():
+    os._exit(3)
+
+@pytest.mark.parametrize("n", range(30))
+def test_after(n):
+    pass
+"""
+
+
+def test_a_worker_that_crashes_holding_a_window_is_blamed_on_the_right_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_crash=WINDOW_CRASH_SUITE)
+    for batch in (True, False):
+        if not batch:
+            unbatched(monkeypatch)
+        result = pytester.runpytest_inprocess(*SCHEDULED, "-rf")
+        # The held results are lost with the worker: those tests run again elsewhere,
+        # and each test is reported once.
+        result.assert_outcomes(passed=60, failed=1)
+        result.stdout.fnmatch_lines(["FAILED test_crash.py::test_crashes*"])
 
 
 @pytest.mark.slow
