@@ -129,6 +129,17 @@ def test_long_tests_go_first_and_the_rest_keep_collection_order() -> None:
     assert order[2:] == list(range(200))
 
 
+def test_a_long_test_with_enough_work_after_it_keeps_its_place() -> None:
+    # The 10 s test in the middle has 100 s of work after it: the other worker takes
+    # that while it runs. Moved first, it would leave its neighbours' imports and caches
+    # to be paid on both workers. The one at the end would end the run alone: it moves.
+    costs = [1.0] * 50 + [10.0] + [1.0] * 100 + [8.0]
+    units = [Unit([i], cost) for i, cost in enumerate(costs)]
+    order = [unit.indices[0] for unit in dispatch_order(units, 2)]
+    assert order[0] == 151
+    assert order[1:] == list(range(151))
+
+
 def test_without_history_the_order_is_the_collection_order() -> None:
     units = [Unit([i], 0.01) for i in range(500)]
     assert [unit.indices[0] for unit in dispatch_order(units, 2)] == list(range(500))

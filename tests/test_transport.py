@@ -243,12 +243,21 @@ def test_a_phase_with_output_properties_or_a_failure_crosses_whole(
     assert transport.compact_phase(data) is None
 
 
+#: A line of progress characters: with two workers their order changes from run to run.
+PROGRESS = re.compile(r"^[.FEsxX]+ *(\[P%\])?$")
+
+
+@pytest.mark.parametrize(
+    "verbosity",
+    # -v: a test's events go when it ends; quiet: in windows of many tests.
+    ["-v", "-q"],
+)
 def test_a_scheduled_run_prints_and_writes_the_same_with_and_without_batching(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, verbosity: str
 ) -> None:
     pytester.makepyprojecttoml(INI)
     pytester.makepyfile(test_suite=SUITE)
-    options = (*SCHEDULED, "-v", "-rA", "--junitxml=out.xml", "--testfleet-report=r.json")
+    options = (*SCHEDULED, verbosity, "-rA", "--junitxml=out.xml", "--testfleet-report=r.json")
     outputs = []
     for batch in (True, False):
         if not batch:
@@ -259,9 +268,13 @@ def test_a_scheduled_run_prints_and_writes_the_same_with_and_without_batching(
         )
         report = report_contents(pytester.path / "r.json")
         junit = normalized((pytester.path / "out.xml").read_text(encoding="utf-8"))
-        outputs.append((normalized(str(result.stdout)), junit, report))
+        lines = [line for line in normalized(str(result.stdout)) if not PROGRESS.match(line)]
+        outputs.append((lines, junit, report))
     assert outputs[0] == outputs[1]
-    assert any("PASSED test_suite.py::test_alone" in line for line in outputs[0][0])
+    # -rA shows each passed test, its captured output, and the skip's reason.
+    assert any(line.endswith("PASSED test_suite.py::test_alone") for line in outputs[0][0])
+    assert any("some output" in line for line in outputs[0][0])
+    assert any("not today" in line for line in outputs[0][0])
 
 
 @pytest.mark.parametrize(
@@ -441,6 +454,22 @@ def test_the_running_tests_index_is_in_its_workers_file_while_it_runs(
     assert running.read(object()) is None
     worker.slot_file.unlink()
     assert running.read(worker.node()) is None
+
+
+def test_a_test_interrupted_stays_named_in_its_workers_file(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    worker = Worker(a_passed_tests_events(pytester), tmp_path)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    worker.batcher.plain_run_one_test = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        worker.batcher.run_one_test()
+    # xdist's rule names the test that was running when its worker went down: so does
+    # the scheduler, from the file.
+    assert running.read(worker.node()) == worker.next_index
 
 
 PASSED_CALL = (

@@ -1,11 +1,15 @@
-"""One execnet message per test between an xdist worker and its controller.
+"""Few execnet messages between an xdist worker and its controller: one per window of tests.
 
 Why: a worker sends six messages per test (``logstart``, three phase reports,
-``logfinish``, ``runtest_protocol_complete``), and xdist's controller pays per message,
-not per byte (a thread wake-up, a queue hand-off, an unserialisation): 1.42 ms of CPU per
-test on a suite of 8,623 short tests, on a core the workers need too (benchmarks/README.md).
-Here a worker keeps a test's events and sends them as one message when the test ends,
-and a passed phase with nothing to show crosses as a tuple instead of a report's dict.
+``logfinish``, ``runtest_protocol_complete``), and both processes pay per message, not
+per byte (a pipe write, a thread wake-up, a queue hand-off, an unserialisation): 1.42 ms
+of the controller's CPU per test on a suite of 8,623 short tests, on a core the workers
+need too (benchmarks/README.md). Here a worker keeps a test's events until it ends; a
+phase that passed or was skipped crosses as a tuple instead of a report's dict; a test
+made only of such phases is folded into one JSON value, and such tests go together, up
+to ``WINDOW_TESTS`` per message (``WorkerBatcher``). A worker that dies holding a window
+leaves the index of the test it was running for the scheduler
+(:mod:`testfleet.scheduling.running`).
 
 Negotiated, so that a worker never sends what its controller cannot read: the controller
 sets ``WORKERINPUT_KEY`` in ``workerinput`` and unpacks batches into the events xdist
@@ -356,11 +360,14 @@ class WorkerBatcher:
                 slot.running(index)
         self.held = []
         try:
-            return self.plain_run_one_test(*args, **kwargs)
+            result = self.plain_run_one_test(*args, **kwargs)
         finally:
             self.end_test()
-            if slot is not None:
-                slot.idle()
+        # Not on the way out of an interrupted test: the slot still names it, as xdist's
+        # rule would (the first test the controller has not heard of).
+        if slot is not None:
+            slot.idle()
+        return result
 
 
 def queue_length_of(interactor: Any) -> Callable[[], int | None] | None:

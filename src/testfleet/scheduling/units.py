@@ -11,10 +11,13 @@ import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-#: A unit costing at least 1/LONG_SHARE of one worker's share of the run goes first,
-#: longest first. The rest keep their collection order, so that tests sharing a module
-#: or class fixture stay together on a worker, as with xdist's ``load``.
+#: A unit costing at least 1/LONG_SHARE of one worker's share of the run may go first,
+#: longest first: if too little work is collected after it to keep the other workers
+#: busy while it runs (``TAIL_COVER`` times its cost on each of them). The rest keep
+#: their collection order, so that tests sharing a module or class fixture, imports and
+#: caches stay together on a worker, as with xdist's ``load``.
 LONG_SHARE = 50
+TAIL_COVER = 2.0
 #: The longest tests placed one by one in a prediction; the shorter rest is spread evenly.
 EXACT_TESTS = 2000
 
@@ -112,14 +115,26 @@ def place_longest_first(
 
 
 def dispatch_order(units: Sequence[Unit], workers: int) -> list[Unit]:
-    """Long units first, longest first; then the others in collection order.
+    """Long units that would end the run late first, longest first; the rest in collection order.
 
-    With no history every unit costs the same estimate: nothing is long and the order is
-    the collection's, as with xdist's ``load``.
+    A long unit with enough work collected after it stays where it is: while one worker
+    runs it the others take that work, and moving it would cost more than it gains. On
+    real suites, a test measured long is often the first to use a module's imports or a
+    cached value; run early on another worker, those costs are paid twice (measured:
+    1.1 s more test time in a run of 43 s, with no gain in the span). With no history
+    every unit costs the same estimate: nothing is long and the order is the
+    collection's, as with xdist's ``load``.
     """
     total = sum(unit.cost for unit in units)
     threshold = total / (max(workers, 1) * LONG_SHARE)
-    long_units = [unit for unit in units if unit.cost >= threshold and unit.cost > 0]
+    cover = TAIL_COVER * max(workers - 1, 1)
+    long_units: list[Unit] = []
+    after = 0.0
+    for unit in reversed(units):
+        if unit.cost >= threshold and unit.cost > 0 and after < cover * unit.cost:
+            long_units.append(unit)
+        else:
+            after += unit.cost
     if len(long_units) == len(units):
         # Few tests: every one is "long"; sorting them all is the longest-first order.
         return sorted(units, key=lambda unit: -unit.cost)
