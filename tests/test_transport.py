@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import xdist
 
-from testfleet.scheduling import running, transport
+from testfleet.scheduling import running, transport, window, wire
 
 SUITE = """
 import os
@@ -152,13 +152,13 @@ def test_a_passed_or_skipped_phase_crosses_as_a_tuple_and_comes_back_as_the_same
     assert len(phases) >= 2
     for report in phases:
         data = serialised(config, report)
-        compact = transport.compact_phase(data)
+        compact = wire.compact_phase(data)
         assert compact is not None
         # As the controller reads it: through JSON, in a folded test.
         (decoded,) = json.loads(json.dumps([compact]))
-        assert transport.phase_report(tuple(decoded)).outcome == report.outcome
+        assert wire.phase_report(tuple(decoded)).outcome == report.outcome
         plain = config.hook.pytest_report_from_serializable(config=config, data=data)
-        assert vars(transport.phase_report(compact)) == vars(plain)
+        assert vars(wire.phase_report(compact)) == vars(plain)
 
 
 def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
@@ -166,10 +166,10 @@ def a_passed_tests_events(pytester: pytest.Pytester) -> list[tuple[str, Any]]:
     config, reports = phase_reports(pytester)
     phases = [r for r in reports if r.nodeid.endswith("test_quick[1]")]
     where = {"nodeid": phases[0].nodeid, "location": phases[0].location}
-    compact = [transport.compact_phase(serialised(config, report)) for report in phases]
+    compact = [wire.compact_phase(serialised(config, report)) for report in phases]
     return [
         ("logstart", where),
-        *((transport.PHASE_EVENT, fields) for fields in compact),
+        *((wire.PHASE_EVENT, fields) for fields in compact),
         ("logfinish", dict(where)),
         ("runtest_protocol_complete", {"item_index": 3, "duration": 0.25}),
     ]
@@ -179,21 +179,21 @@ def test_a_passed_test_crosses_as_one_string_and_unfolds_into_its_six_events(
     pytester: pytest.Pytester,
 ) -> None:
     events = a_passed_tests_events(pytester)
-    folded = transport.fold_test(events)
+    folded = wire.fold_test(events)
     assert folded is not None
-    text = transport.encode_test(folded)
+    text = wire.encode_test(folded)
     assert text is not None
     # The node id crosses once, not five times.
     assert text.count(events[0][1]["nodeid"]) == 1
-    assert transport.decode_tests(f"[{text}]") == [folded]
-    assert transport.unfold_test(folded) == events
+    assert wire.decode_tests(f"[{text}]") == [folded]
+    assert wire.unfold_test(folded) == events
     # The controller hands the six to xdist's session as one event.
     node = QueueSeen()
     transport.Unbatcher(node, node.plain.append, direct=True)(
-        (transport.TEST_EVENT, {"json": f"[{text}]"})
+        (wire.TEST_EVENT, {"json": f"[{text}]"})
     )
     ((name, kwargs),) = node.queued
-    assert name == transport.BATCH_EVENT
+    assert name == wire.BATCH_EVENT
     assert [call for call, _ in kwargs["calls"]] == [
         "logstart",
         "testreport",
@@ -205,15 +205,15 @@ def test_a_passed_test_crosses_as_one_string_and_unfolds_into_its_six_events(
 
 
 def test_a_value_json_cannot_carry_exactly_sends_the_events_as_they_are() -> None:
-    assert transport.encode_test(("t.py::t", ("t.py", 1, "t"), float("nan"))) is None
-    assert transport.encode_test(("t.py::t", object())) is None
+    assert wire.encode_test(("t.py::t", ("t.py", 1, "t"), float("nan"))) is None
+    assert wire.encode_test(("t.py::t", object())) is None
 
 
 def test_a_test_whose_events_differ_from_the_plain_pattern_is_not_folded(
     pytester: pytest.Pytester,
 ) -> None:
     events = a_passed_tests_events(pytester)
-    assert transport.fold_test(events[:-1]) is None
+    assert wire.fold_test(events[:-1]) is None
     # A marker added while the test ran: its phases do not share their keywords.
     call = events[2][1]
     changed = [
@@ -221,9 +221,9 @@ def test_a_test_whose_events_differ_from_the_plain_pattern_is_not_folded(
         (events[2][0], (*call[:10], (*call[10], "added"), *call[11:])),
         *events[3:],
     ]
-    assert transport.fold_test(changed) is None
+    assert wire.fold_test(changed) is None
     other_index = [*events[:-1], ("runtest_protocol_complete", {"item_index": 4, "duration": 0.25})]
-    assert transport.fold_test(other_index) is None
+    assert wire.fold_test(other_index) is None
 
 
 def test_a_phase_with_output_properties_or_a_failure_crosses_whole(
@@ -233,14 +233,14 @@ def test_a_phase_with_output_properties_or_a_failure_crosses_whole(
     whole = {
         report.nodeid.split("::")[1]
         for report in reports
-        if transport.compact_phase(serialised(config, report)) is None
+        if wire.compact_phase(serialised(config, report)) is None
     }
     # Captured output, a skip's reason and an xpass's reason cross in the tuple.
     assert whole == {"test_property", "test_fails", "test_xfails", "test_error_in_setup"}
     passed = next(r for r in reports if r.nodeid.endswith("test_quick[0]"))
     data = serialised(config, passed)
     data["a_plugins_attribute"] = 1
-    assert transport.compact_phase(data) is None
+    assert wire.compact_phase(data) is None
 
 
 #: A line of progress characters: with two workers their order changes from run to run.
@@ -309,15 +309,15 @@ def test_a_failed_report_leaves_the_worker_before_its_test_ends() -> None:
         batcher.sendevent("logstart", nodeid="t", location=("t.py", 1, "t"))
         batcher.sendevent("testreport", data={"outcome": "failed", "when": "call"})
         # -x and --maxfail: the controller must know now, not after the teardown.
-        assert [name for name, _ in sent] == [transport.BATCH_EVENT]
+        assert [name for name, _ in sent] == [wire.BATCH_EVENT]
         batcher.sendevent("logfinish", nodeid="t", location=("t.py", 1, "t"))
         batcher.sendevent("unscheduled", indices=[4])
-        assert [name for name, _ in sent] == [transport.BATCH_EVENT, "unscheduled"]
+        assert [name for name, _ in sent] == [wire.BATCH_EVENT, "unscheduled"]
 
-    batcher = transport.WorkerBatcher(send, run_one_test, verbose=False)
+    batcher = window.WorkerBatcher(send, run_one_test, verbose=False)
     batcher.run_one_test()
-    assert [name for name, _ in sent] == [transport.BATCH_EVENT, "unscheduled", "testfleet_batch"]
-    batches = [kwargs["events"] for name, kwargs in sent if name == transport.BATCH_EVENT]
+    assert [name for name, _ in sent] == [wire.BATCH_EVENT, "unscheduled", "testfleet_batch"]
+    batches = [kwargs["events"] for name, kwargs in sent if name == wire.BATCH_EVENT]
     assert [[name for name, _ in events] for events in batches] == [
         ["logstart", "testreport"],
         ["logfinish"],
@@ -340,9 +340,9 @@ class Sent:
 
     def window_sizes(self) -> list[int]:
         return [
-            len(transport.decode_tests(kwargs["json"]))
+            len(wire.decode_tests(kwargs["json"]))
             for name, kwargs in self.events
-            if name == transport.TEST_EVENT
+            if name == wire.TEST_EVENT
         ]
 
 
@@ -357,7 +357,7 @@ class Worker:
         self.running_seen: list[int | None] = []
         slot = running.Slot.offered({running.WORKERINPUT_KEY: str(self.slot_file)})
         self.next_index = 5
-        self.batcher = transport.WorkerBatcher(
+        self.batcher = window.WorkerBatcher(
             self.sent,
             self.run_one_test,
             slot=slot,
@@ -369,7 +369,7 @@ class Worker:
     def run_one_test(self) -> None:
         self.running_seen.append(running.read(self.node()))
         for name, payload in self.events:
-            if name == transport.PHASE_EVENT:
+            if name == wire.PHASE_EVENT:
                 self.batcher.held.append((name, payload))  # type: ignore[union-attr]
             else:
                 self.batcher.sendevent(name, **payload)
@@ -393,8 +393,8 @@ def test_passed_tests_cross_in_windows_of_the_size_set(
     worker.batcher.sendevent("workerfinished", workeroutput={})
     assert worker.sent.window_sizes() == [4, 4, 2]
     assert worker.sent.names()[-1] == "workerfinished"
-    (first, *_) = transport.decode_tests(worker.sent.events[0][1]["json"])
-    assert transport.unfold_test(first) == events
+    (first, *_) = wire.decode_tests(worker.sent.events[0][1]["json"])
+    assert wire.unfold_test(first) == events
 
 
 def test_a_window_goes_when_its_oldest_test_is_too_old(
@@ -413,7 +413,7 @@ def test_a_worker_about_to_wait_for_work_holds_no_results(
     worker = Worker(a_passed_tests_events(pytester), tmp_path)
     worker.run(3)
     assert worker.sent.window_sizes() == []
-    worker.queued = transport.WINDOW_LOW_QUEUE
+    worker.queued = window.WINDOW_LOW_QUEUE
     worker.run(1)
     assert worker.sent.window_sizes() == [4]
 
@@ -428,7 +428,7 @@ def test_a_steal_answered_from_the_receiving_thread_sends_the_window_first(
     )
     answer.start()
     answer.join()
-    assert worker.sent.names() == [transport.TEST_EVENT, "unscheduled"]
+    assert worker.sent.names() == [wire.TEST_EVENT, "unscheduled"]
     assert worker.sent.window_sizes() == [3]
 
 
@@ -438,7 +438,7 @@ def test_with_verbose_output_each_test_is_sent_when_it_ends(
     worker = Worker(a_passed_tests_events(pytester), tmp_path, verbose=True)
     worker.run(3)
     # The line of a test's start goes at once; its reports when it ends.
-    assert worker.sent.names() == ["logstart", transport.BATCH_EVENT] * 3
+    assert worker.sent.names() == ["logstart", wire.BATCH_EVENT] * 3
 
 
 def test_the_running_tests_index_is_in_its_workers_file_while_it_runs(
@@ -506,11 +506,11 @@ class QueueSeen:
 
 def a_batch() -> tuple[str, dict[str, Any]]:
     return (
-        transport.BATCH_EVENT,
+        wire.BATCH_EVENT,
         {
             "events": [
                 ("logstart", START),
-                (transport.PHASE_EVENT, PASSED_CALL),
+                (wire.PHASE_EVENT, PASSED_CALL),
                 ("testreport", FAILED),
                 ("logfinish", START),
                 ("runtest_protocol_complete", {"item_index": 3, "duration": 0.6}),
@@ -522,7 +522,7 @@ def a_batch() -> tuple[str, dict[str, Any]]:
 def test_a_batch_reaches_the_session_as_one_event_cut_where_an_event_goes_alone() -> None:
     node = QueueSeen()
     transport.Unbatcher(node, node.plain.append, direct=True)(a_batch())
-    assert [name for name, _ in node.queued] == [transport.BATCH_EVENT, transport.BATCH_EVENT]
+    assert [name for name, _ in node.queued] == [wire.BATCH_EVENT, wire.BATCH_EVENT]
     first, second = (kwargs["calls"] for _, kwargs in node.queued)
     assert [name for name, _ in first] == ["logstart", "testreport"]
     assert first[0][1] == {"node": node, **START}
@@ -616,7 +616,7 @@ class BrokenNode(QueueSeen):
 def test_a_message_that_cannot_be_unpacked_takes_its_worker_down_as_xdist_would() -> None:
     node = BrokenNode()
     transport.Unbatcher(node, node.plain.append, direct=True)(
-        (transport.TEST_EVENT, {"json": "[not json"})
+        (wire.TEST_EVENT, {"json": "[not json"})
     )
     # Shown, and the worker reported down with the error, not as a crash of its test.
     assert [excinfo.typename for excinfo in node.shown] == ["JSONDecodeError"]
