@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -454,6 +455,64 @@ def test_the_running_tests_index_is_in_its_workers_file_while_it_runs(
     assert running.read(object()) is None
     worker.slot_file.unlink()
     assert running.read(worker.node()) is None
+
+
+def test_a_window_goes_when_its_oldest_test_is_old_even_while_no_test_ends(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # While a long test runs, the tests before it are heard of within the window's age.
+    worker = Worker(a_passed_tests_events(pytester), tmp_path, window_seconds=0.05)
+    worker.run(2)
+    deadline = time.monotonic() + 10
+    while not worker.sent.window_sizes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.sent.window_sizes() == [2]
+
+
+def test_a_test_that_ended_is_cleared_from_the_file_before_its_results_are_kept(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    worker = Worker(a_passed_tests_events(pytester), tmp_path)
+    seen: list[int | None] = []
+    plain_end = worker.batcher.end_test
+
+    def end_test() -> None:
+        seen.append(running.read(worker.node()))
+        plain_end()
+
+    worker.batcher.end_test = end_test  # type: ignore[method-assign]
+    worker.run(1)
+    assert seen == [running.BETWEEN_TESTS]
+
+
+def test_a_slot_that_cannot_be_mapped_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object) -> None:
+        raise OSError("no mapping here")
+
+    monkeypatch.setattr(running.mmap, "mmap", refused)
+    path = tmp_path / "gw0.running"
+    assert running.Slot.offered({running.WORKERINPUT_KEY: str(path)}) is None
+    # A file left behind would read "between tests" and hide the next crash's test.
+    assert list(tmp_path.iterdir()) == []
+
+
+SLOT_SEEN = """
+def test_slot(request):
+    print("SLOT", "testfleet_running" in request.config.workerinput)
+"""
+
+
+@pytest.mark.parametrize(("restarts", "expected"), [("0", False), ("2", True)])
+def test_no_windows_when_no_worker_may_be_restarted(
+    pytester: pytest.Pytester, restarts: str, expected: bool
+) -> None:
+    # With no restart, results a dead worker held would never be run again.
+    pytester.makepyfile(SLOT_SEEN)
+    result = pytester.runpytest_subprocess(*SCHEDULED, "-rA", f"--max-worker-restart={restarts}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*SLOT {expected}*"])
 
 
 def test_a_test_interrupted_stays_named_in_its_workers_file(

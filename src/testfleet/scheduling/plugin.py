@@ -129,7 +129,10 @@ class SchedulerHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[META_DIR_KEY] = str(self.directory)
-        running.offer(node, self.directory)
+        if str(self.config.getoption("maxworkerrestart", None)) != "0":
+            # A worker that sends windows holds results that die with it and run again
+            # on a new worker; with no restarts allowed they would not be reported.
+            running.offer(node, self.directory)
 
     def costs_for(self, collection: Sequence[str]) -> list[float]:
         self.loaded = load_for(self.config, collection)

@@ -52,11 +52,21 @@ class Slot:
     """Worker side: the file, mapped; ``running(index)`` before a test, ``idle()`` after."""
 
     def __init__(self, path: Path) -> None:
-        with path.open("w+b") as file:
-            file.write(bytes(FORMAT.size))
-            file.flush()
-            # The mapping keeps the file's pages; the file object is not needed after.
-            self.map = mmap.mmap(file.fileno(), FORMAT.size)
+        # Made under another name and renamed once mapped: a file the scheduler finds
+        # always belongs to a worker that writes it (one that could not map it sends no
+        # windows, and an unknown slot keeps xdist's rule).
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with partial.open("w+b") as file:
+                file.write(bytes(FORMAT.size))
+                file.flush()
+                # The mapping keeps the file's pages; the file object is not needed after.
+                self.map = mmap.mmap(file.fileno(), FORMAT.size)
+            partial.replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
 
     @classmethod
     def offered(cls, workerinput: dict[str, Any]) -> Slot | None:

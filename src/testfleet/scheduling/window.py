@@ -86,6 +86,9 @@ class WorkerBatcher:
         # The window is filled by the main thread and may be sent by execnet's receiving
         # thread (a steal's answer): one lock keeps the messages in order.
         self.lock = threading.Lock()
+        #: Set while the window holds tests; the thread that sends an old window waits on it.
+        self.filled = threading.Event()
+        self.watcher: threading.Thread | None = None
         self.main_thread = threading.get_ident()
 
     def sendevent(self, name: str, **kwargs: Any) -> None:
@@ -118,8 +121,28 @@ class WorkerBatcher:
     def _send_window(self) -> None:
         """Send the window's tests as one message; the caller holds ``lock``."""
         if self.window:
-            texts, self.window = self.window, []
-            self.plain_send(TEST_EVENT, json="[" + ",".join(texts) + "]")
+            # Emptied once sent: an interrupt in between leaves them to the next send.
+            self.plain_send(TEST_EVENT, json="[" + ",".join(self.window) + "]")
+            self.window = []
+
+    def _watch(self) -> None:
+        """Send a window whose oldest test is ``window_seconds`` old, while a test runs.
+
+        A test's end sends a window that old too; this thread covers a long test, during
+        which the tests before it would otherwise wait for its end to be heard of.
+        """
+        while True:
+            self.filled.wait()
+            with self.lock:
+                if not self.window:
+                    self.filled.clear()
+                    continue
+                due = self.window_since + self.window_seconds - time.monotonic()
+                if due <= 0:
+                    self._send_window()
+                    self.filled.clear()
+                    continue
+            time.sleep(due)
 
     def end_test(self) -> None:
         """The running test has ended: keep it in the window or send it, in order."""
@@ -136,8 +159,14 @@ class WorkerBatcher:
             window = self.window
             window.append(text)
             now = time.monotonic()
-            if len(window) == 1:
+            if len(window) == 1 and self.window_tests > 1:
                 self.window_since = now
+                if self.watcher is None:
+                    self.watcher = threading.Thread(
+                        target=self._watch, name="testfleet-window", daemon=True
+                    )
+                    self.watcher.start()
+                self.filled.set()
             if (
                 len(window) >= self.window_tests
                 or now - self.window_since >= self.window_seconds
@@ -160,12 +189,16 @@ class WorkerBatcher:
         self.held = []
         try:
             result = self.plain_run_one_test(*args, **kwargs)
-        finally:
+        except BaseException:
+            # An interrupted test: the slot still names it, as xdist's rule would (the
+            # first test the controller has not heard of).
             self.end_test()
-        # Not on the way out of an interrupted test: the slot still names it, as xdist's
-        # rule would (the first test the controller has not heard of).
+            raise
+        # The test ended: cleared before its results go into the window, so that a worker
+        # killed in between is not taken to have crashed in a test that passed.
         if slot is not None:
             slot.idle()
+        self.end_test()
         return result
 
 
